@@ -1,0 +1,32 @@
+# The two commands of the README: `make book` and `make test`.
+# Both bootstrap .venv from requirements.txt (exact pins) on a machine with Python 3.11 and pip.
+
+PYTHON3 ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+# Kernels started by papermill and nbval must find this environment's python first.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: book test bench clean
+
+$(INSTALLED): requirements.txt pyproject.toml
+	$(PYTHON3) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+## Execute every chapter at its defaults and render _build/html/index.html.
+book: $(INSTALLED)
+	$(PYTHON) -m ihcore build
+
+## Unit tests and nbval over the committed notebooks, two workers.
+test: $(INSTALLED)
+	$(PYTHON) -m pytest -n 2 --dist loadfile
+
+## Wall times of the spine: training steps and each chapter at its defaults.
+bench: $(INSTALLED)
+	$(PYTHON) -m ihcore.bench
+
+clean:
+	rm -rf _build
