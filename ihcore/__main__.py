@@ -17,13 +17,37 @@ def list_chapters() -> None:
             print(f"    {p.name} = {p.default!r}  # {p.valid_range()}; {p.help}")
 
 
+def pop_parameters(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Take every ``-p NAME VALUE`` out of ``argv`` before argparse sees it.
+
+    argparse would read a VALUE such as ``-1e-3`` as an option; here it is just a value.
+    """
+    rest, overrides = [], {}
+    words = iter(argv)
+    for word in words:
+        if word in ("-p", "--parameter"):
+            name, value = next(words, None), next(words, None)
+            if value is None:
+                raise ParameterError(f"{word} needs NAME VALUE")
+            overrides[name] = value
+        else:
+            rest.append(word)
+    return rest, overrides
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        argv, overrides = pop_parameters(sys.argv[1:] if argv is None else argv)
+    except ParameterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="python -m ihcore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="chapters and their parameters with defaults and ranges")
     run = commands.add_parser("run", help="execute one chapter with papermill")
     run.add_argument("chapter")
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    run.add_argument("-p", "--parameter", nargs=2, metavar=("NAME", "VALUE"),
+                     help="set a parameter (repeatable); see `list` for names and ranges")
     run.add_argument("--in-place", action="store_true",
                      help="overwrite the committed notebook (default: write _build/executed/<notebook>)")
     run.add_argument("--cell-timeout", type=int, default=900, help="seconds a cell may run (default 900)")
@@ -34,17 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         list_chapters()
         return 0
-    from ihcore.book import build_book, run_chapter  # deferred: papermill and nbformat are slow imports
-
+    if overrides and args.command != "run":
+        parser.error("-p is an option of `run`")
     if args.command == "build":
+        from ihcore.book import build_book  # deferred: papermill and nbformat are slow imports
+
         print(f"book: {build_book(args.cell_timeout)}")
         return 0
     try:
         chapter = get_chapter(args.chapter)
-        values = chapter.parameters.parse(dict(args.parameter))
+        values = chapter.parameters.parse(overrides)
     except ParameterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from ihcore.book import run_chapter
+
     print(f"executed: {run_chapter(chapter, values, in_place=args.in_place, cell_timeout=args.cell_timeout)}")
     return 0
 

@@ -178,7 +178,8 @@ def write_json_atomic(path: Path, document: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as file:
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; a results file is for every reader
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(document, file, indent=1, ensure_ascii=False)
             file.write("\n")
             file.flush()
@@ -193,7 +194,7 @@ def load_claims(directory: Path | str | None = None) -> list[Claim]:
     """Every claim in ``<directory>/*.json``, ordered by chapter file name."""
     claims = []
     for path in sorted(Path(directory or claims_dir()).glob("*.json")):
-        claims += [Claim(**claim) for claim in json.loads(path.read_text())["claims"]]
+        claims += [Claim(**claim) for claim in json.loads(path.read_text(encoding="utf-8"))["claims"]]
     return claims
 
 

@@ -61,6 +61,8 @@ class TransformerConfig:
         for name in ("d_input", "d_output", "n_positions", "n_layers", "n_heads", "d_model"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_head is not None and self.d_head < 1:
+            raise ValueError(f"d_head must be >= 1, got {self.d_head}")
         if self.d_head is None and self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 
@@ -81,12 +83,13 @@ def causal_mask(n_positions: int, attend_to_self: bool = True) -> torch.Tensor:
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last axis restricted to ``mask``; rows with no allowed key are 0.
+    """Softmax of scores (..., T, T) over the keys ``mask`` allows; rows with no allowed key are 0.
 
-    ``scores`` (..., T, T) must already hold ``-inf`` where ``mask`` is False.
+    The mask is applied here, so scores replaced by a hook cannot break causality.
     """
     empty_rows = ~mask.any(dim=-1, keepdim=True)  # (T, 1)
-    return torch.softmax(scores.masked_fill(empty_rows, 0.0), dim=-1).masked_fill(empty_rows, 0.0)
+    scores = scores.masked_fill(~mask, float("-inf")).masked_fill(empty_rows, 0.0)
+    return torch.softmax(scores, dim=-1).masked_fill(empty_rows, 0.0)
 
 
 def _normal(generator: torch.Generator, *shape: int, fan_in: int, scale: float) -> nn.Parameter:

@@ -43,12 +43,13 @@ class Parameter:
         if self.kind is bool:
             return "True or False"
         noun = {int: "an integer", float: "a number", str: "a string"}[self.kind]
+        low, high = (f"{bound:g}" if isinstance(bound, float) else str(bound) for bound in (self.low, self.high))
         if self.low is not None and self.high is not None:
-            return f"{noun} in [{self.low:g}, {self.high:g}]"
+            return f"{noun} in [{low}, {high}]"
         if self.low is not None:
-            return f"{noun} >= {self.low:g}"
+            return f"{noun} >= {low}"
         if self.high is not None:
-            return f"{noun} <= {self.high:g}"
+            return f"{noun} <= {high}"
         return noun
 
     def problem(self, value: Any) -> str | None:

@@ -21,7 +21,9 @@ Splits:
 
 Labels: each class has a fixed label drawn once by ``seed``. With
 ``labels="per_sequence"`` each sequence applies a random permutation to the label ids,
-so the class→label map is new in every sequence; with ``"fixed"`` it never changes.
+so the class→label map is new in every sequence; with ``"fixed"`` it never changes. In a
+relabelled bursty sequence the context classes always get distinct labels (fixed labels
+are shared by several classes, which would let two context classes share a label).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class ItemLabelTask:
             "noise": self.noise >= 0,
             "labels": self.labels in ("per_sequence", "fixed"),
             "bursty": 0.0 <= self.bursty <= 1.0,
-            "n_context_classes": 1 <= self.n_context_classes <= min(self.n_pairs, self.n_classes),
+            "n_context_classes": 1 <= self.n_context_classes <= min(self.n_pairs, self.n_classes, self.n_labels),
         }
         for name, ok in checks.items():
             if not ok:
@@ -151,19 +153,27 @@ class ItemLabelTask:
         heldout = split == "in_context"
         prototypes = world["heldout_prototypes" if heldout else "train_prototypes"]
         class_labels = world["heldout_labels" if heldout else "train_labels"]
+        is_bursty = torch.full((batch_size,), split != "in_weights")
         if split == "in_weights":
             context, query = self._absent_query_classes(batch_size, len(prototypes), generator)
+            rank = torch.zeros_like(context)
         else:
-            context, query = self._bursty_classes(batch_size, len(prototypes), generator)
+            context, query, rank = self._bursty_classes(batch_size, len(prototypes), generator)
             if split == "train" and self.bursty < 1.0:
                 iid_context, iid_query = self._iid_classes(batch_size, len(prototypes), generator)
                 is_bursty = torch.rand(batch_size, generator=generator) < self.bursty
                 context = torch.where(is_bursty[:, None], context, iid_context)
                 query = torch.where(is_bursty, query, iid_query)
+        label_ids, query_label_id = class_labels[context], class_labels[query]
         relabel = heldout or (split == "train" and self.labels == "per_sequence")
+        if relabel:
+            # A relabelled bursty context gives its classes distinct labels: the j-th class
+            # drawn takes id j (the query's class is drawn first), then ids are permuted.
+            label_ids = torch.where(is_bursty[:, None], rank, label_ids)
+            query_label_id = torch.where(is_bursty, 0, query_label_id)
         permutation = self._label_permutation(batch_size, relabel, generator)  # (B, n_labels)
-        context_labels = permutation.gather(1, class_labels[context])
-        target = permutation.gather(1, class_labels[query][:, None])[:, 0]
+        context_labels = permutation.gather(1, label_ids)
+        target = permutation.gather(1, query_label_id[:, None])[:, 0]
         items = self._exemplars(prototypes[torch.cat([context, query[:, None]], dim=1)], generator)
         return self._assemble(items, context_labels, target, context == query[:, None])
 
@@ -171,12 +181,17 @@ class ItemLabelTask:
         """Cross-entropy of the readout at the query position; logits (B, T, n_labels)."""
         return F.cross_entropy(logits[:, -1], batch.target)
 
-    def _bursty_classes(self, B: int, K: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Contexts cycling through n_context_classes distinct classes, the query's among them."""
+    def _bursty_classes(self, B: int, K: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Contexts cycling through n_context_classes distinct classes, the query's among them.
+
+        Returns context classes (B, N), query classes (B,) and each context slot's rank
+        (B, N): the index of its class in the order the classes were drawn (query's: 0).
+        """
         chosen = torch.rand(B, K, generator=generator).argsort(dim=1)[:, : self.n_context_classes]
-        slots = chosen[:, torch.arange(self.n_pairs) % self.n_context_classes]
+        rank = (torch.arange(self.n_pairs) % self.n_context_classes).expand(B, -1)
         order = torch.rand(B, self.n_pairs, generator=generator).argsort(dim=1)
-        return slots.gather(1, order), chosen[:, 0]
+        rank = rank.gather(1, order)
+        return chosen.gather(1, rank), chosen[:, 0], rank
 
     def _iid_classes(self, B: int, K: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         context = torch.randint(K, (B, self.n_pairs), generator=generator)

@@ -1,0 +1,17 @@
+"""Shared test set-up, loaded before any test or notebook is collected.
+
+Notebooks re-executed by nbval write their claims ledgers to a temporary directory, not to
+the committed data/claims/, and show no progress bars (tqdm's stderr would break nbval's
+comparisons). Kernels inherit these variables from the pytest process.
+"""
+
+import os
+import tempfile
+
+import torch
+
+
+def pytest_configure(config):
+    os.environ.setdefault("IHCORE_CLAIMS_DIR", tempfile.mkdtemp(prefix="ihcore-claims-"))
+    os.environ["IHCORE_PROGRESS"] = "0"
+    torch.set_num_threads(1)
