@@ -63,7 +63,8 @@ class Claim:
     source: where the statement comes from, e.g. "Singh et al. 2024, S6 (secondary
     summary)" or "background"; provenance: "paper", "secondary" or "reconstruction",
     the distinction the paper specs draw. rule and partly describe the acceptance
-    intervals; verdict is computed from them.
+    intervals; verdict is computed from them. figure is the book-wide label of the figure
+    behind the verdict, prefixed by the chapter's slug (``from-scratch-phase-change``).
     """
 
     id: str
@@ -209,8 +210,10 @@ def claims_markdown(claims: list[Claim]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for c in claims:
+        # A MyST cross-reference: rendered as a link in the book, unresolved ones fail the build.
+        verdict = f"**{c.verdict}**" + (f" ({{ref}}`figure <{c.figure}>`)" if c.figure else "")
         cells = [c.chapter, c.id, f"{c.source} ({c.provenance})", c.statement,
-                 f"{c.quantity}: {c.measured:.3g}", c.rule, f"**{c.verdict}**"]
+                 f"{c.quantity}: {c.measured:.3g}", c.rule, verdict]
         rows.append(_markdown_row(cells))
     return f"{len(claims)} claims: {summary}.\n\n" + "\n".join(rows)
 
