@@ -22,7 +22,7 @@ from ihcore.chapters import CHAPTERS, Chapter
 
 BOOK_ROOT = Path(__file__).resolve().parent.parent
 EXECUTED = BOOK_ROOT / "_build" / "executed"
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "references.bib")
+BOOK_SOURCES = ("_config.yml", "_toc.yml")
 VOLATILE_METADATA = ("papermill", "execution")
 
 
@@ -39,7 +39,7 @@ def run_chapter(chapter: Chapter, values: dict, *, in_place: bool = False, cell_
     output = source if in_place else EXECUTED / chapter.notebook
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_suffix(".partial.ipynb")
-    os.environ["IHCORE_PROGRESS"] = "0"
+    os.environ["IHCORE_PROGRESS"] = "0"  # the kernel inherits this process's environment
     try:
         papermill.execute_notebook(
             source, partial, parameters=values, kernel_name="python3", cwd=output.parent,
@@ -65,10 +65,9 @@ def build_book(cell_timeout: int = 900) -> Path:
     """Execute every chapter at its defaults and render the HTML book; returns index.html."""
     if EXECUTED.exists():
         shutil.rmtree(EXECUTED)
+    EXECUTED.mkdir(parents=True)
     for name in BOOK_SOURCES:
-        if (BOOK_ROOT / name).exists():
-            (EXECUTED / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(BOOK_ROOT / name, EXECUTED / name)
+        shutil.copy2(BOOK_ROOT / name, EXECUTED / name)
     shutil.copytree(BOOK_ROOT / "chapters", EXECUTED / "chapters", ignore=shutil.ignore_patterns("*.ipynb", ".*"))
     for chapter in CHAPTERS.values():
         print(f"executing {chapter.notebook}", flush=True)

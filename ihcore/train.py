@@ -81,7 +81,9 @@ def train(
 
     The measures run on fixed evaluation batches (one per split in ``eval_splits``) at
     step 0, every ``eval_every`` steps and after the last step. Checkpoints are taken at
-    the listed steps (0 = the initialisation).
+    the listed steps (0 = the initialisation). ``threads`` sets torch's thread count for
+    the process (results are bit-identical only at a fixed thread count). The model's own
+    seed (``Seeds.init``) is given to its constructor, before training.
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
