@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("list", help="chapters and their parameters with defaults and ranges")
     run = commands.add_parser("run", help="execute one chapter with papermill")
     run.add_argument("chapter")
+    # Declared for --help only: pop_parameters has already taken every -p out of argv.
     run.add_argument("-p", "--parameter", nargs=2, metavar=("NAME", "VALUE"),
                      help="set a parameter (repeatable); see `list` for names and ranges")
     run.add_argument("--in-place", action="store_true",

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import papermill
 
 from ihcore.chapters import CHAPTERS, Chapter
 
@@ -33,8 +34,6 @@ def run_chapter(chapter: Chapter, values: dict, *, in_place: bool = False, cell_
     The kernel runs in the output's folder, so the chapter's claims go to the
     ``data/claims`` beside it. Progress bars are turned off in executed notebooks.
     """
-    import papermill  # deferred: importing papermill costs a second the CLI's errors should not pay
-
     source = BOOK_ROOT / chapter.notebook
     output = source if in_place else EXECUTED / chapter.notebook
     output.parent.mkdir(parents=True, exist_ok=True)

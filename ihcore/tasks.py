@@ -153,24 +153,25 @@ class ItemLabelTask:
         heldout = split == "in_context"
         prototypes = world["heldout_prototypes" if heldout else "train_prototypes"]
         class_labels = world["heldout_labels" if heldout else "train_labels"]
-        is_bursty = torch.full((batch_size,), split != "in_weights")
+        relabel = heldout or (split == "train" and self.labels == "per_sequence")
         if split == "in_weights":
             context, query = self._absent_query_classes(batch_size, len(prototypes), generator)
-            rank = torch.zeros_like(context)
+            label_ids, query_label_id = class_labels[context], class_labels[query]
         else:
             context, query, rank = self._bursty_classes(batch_size, len(prototypes), generator)
+            if relabel:
+                # A relabelled bursty context gives its classes distinct labels: the j-th class
+                # drawn takes id j (the query's class is drawn first), then ids are permuted.
+                label_ids, query_label_id = rank, torch.zeros_like(query)
+            else:
+                label_ids, query_label_id = class_labels[context], class_labels[query]
             if split == "train" and self.bursty < 1.0:
                 iid_context, iid_query = self._iid_classes(batch_size, len(prototypes), generator)
                 is_bursty = torch.rand(batch_size, generator=generator) < self.bursty
                 context = torch.where(is_bursty[:, None], context, iid_context)
                 query = torch.where(is_bursty, query, iid_query)
-        label_ids, query_label_id = class_labels[context], class_labels[query]
-        relabel = heldout or (split == "train" and self.labels == "per_sequence")
-        if relabel:
-            # A relabelled bursty context gives its classes distinct labels: the j-th class
-            # drawn takes id j (the query's class is drawn first), then ids are permuted.
-            label_ids = torch.where(is_bursty[:, None], rank, label_ids)
-            query_label_id = torch.where(is_bursty, 0, query_label_id)
+                label_ids = torch.where(is_bursty[:, None], label_ids, class_labels[iid_context])
+                query_label_id = torch.where(is_bursty, query_label_id, class_labels[iid_query])
         permutation = self._label_permutation(batch_size, relabel, generator)  # (B, n_labels)
         context_labels = permutation.gather(1, label_ids)
         target = permutation.gather(1, query_label_id[:, None])[:, 0]
