@@ -42,7 +42,7 @@ def test_stripe_contrast_of_a_planted_stripe():
     matrix = torch.zeros(6, 6)
     matrix[torch.arange(1, 6), torch.arange(5)] = 1.0
     matrix[2, 2] = 0.5  # one off-stripe value so that the spread is non-zero
-    rest = torch.cat([torch.zeros(15 - 1), torch.tensor([0.5])])  # causal, off the stripe: 15 entries
+    rest = torch.cat([torch.zeros(15), torch.tensor([0.5])])  # causal and off the stripe: 21 - 5 entries
     assert stripe_contrast(matrix, -1) == pytest.approx(float((1 - rest.mean()) / rest.std()), rel=1e-5)
 
 
