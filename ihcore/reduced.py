@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ihcore.disentangled import DisentangledBase, DisentangledConfig
+from ihcore.musat_tasks import ContinuousTask
 from ihcore.subspace import KEY_COEFFICIENTS, BlockBasis, block_basis
 
 
@@ -74,6 +75,22 @@ def three_parameter_gradient(alpha3: float, beta2: float, gamma3: float, n_pairs
         dL_du * a,
         -b * (1 - gamma3 * b) + gamma3 * (1 - b) ** 2 / others,
     ])
+
+
+def closed_form_gap(n_pairs: int, dim: int, draws: int = 5, seed: int = 0) -> float:
+    """Max |closed form - 3-parameter model's loss| over random parameters and sampled orthonormal batches."""
+    task = ContinuousTask(n_pairs, dim, data="orthonormal")
+    model = CoefficientModel(DisentangledConfig(dim), KEY_COEFFICIENTS)
+    generator = torch.Generator().manual_seed(seed)
+    gaps = []
+    for _ in range(draws):
+        theta = 3 * torch.rand(3, generator=generator)
+        batch = task.sample(64, "train", generator)
+        with torch.no_grad():
+            model.coefficients.copy_(theta)
+            loss = task.loss(model(batch.tokens), batch).item()
+        gaps.append(abs(loss - three_parameter_loss(*theta.tolist(), n_pairs)))
+    return max(gaps)
 
 
 @dataclass(frozen=True)
