@@ -7,6 +7,7 @@ t_v = token v's embedding (row v of W_E), p_n = position n's (row n of W_pos):
 * :func:`position_qk` (T, T): ``S[n, m] = (p_n W_Q0) . (p_m W_K0)``, the layer-0 score of
   query position n on key position m through positions alone. Previous-token head:
   a stripe at m = n - 1.
+* :func:`token_qk` (V, V): layer 0's token-to-token score, a control.
 * :func:`matching_qk` (V, V): ``S[v, u] = (t_v W_Q1) . (t_u W_V0 W_O0 W_K1)``, the layer-1
   score of a query token v on a key that layer 0 copied token u into. Matching: a diagonal.
 * :func:`copying_ov` (V, V): ``C[w, u] = (t_u W_V1 W_O1 W_U)[w]``, the logit of w when
@@ -42,6 +43,12 @@ def position_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
         raise ValueError("position_qk needs a model with learned positions")
     W_Q, W_K, _, _ = _layer(model, 0, head)
     return (model.W_pos @ W_Q) @ (model.W_pos @ W_K).T / math.sqrt(W_Q.shape[1])
+
+
+def token_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
+    """(V, V) layer-0 token-to-token scores: a control with no induction structure expected."""
+    W_Q, W_K, _, _ = _layer(model, 0, head)
+    return (model.W_E @ W_Q) @ (model.W_E @ W_K).T / math.sqrt(W_Q.shape[1])
 
 
 def matching_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:

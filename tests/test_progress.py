@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
-from ihcore.progress import copying_ov, matching_qk, position_qk, progress_measures, stripe_contrast
+from ihcore.progress import copying_ov, matching_qk, position_qk, progress_measures, stripe_contrast, token_qk
 
 
 def model(seed=0):
@@ -19,6 +19,13 @@ def test_position_qk_is_the_layer0_score_of_an_input_without_tokens():
     scores = cache["layer0.attn.scores"][0, 0]
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
     assert torch.allclose(scores[causal], position_qk(m).detach()[causal], atol=1e-6)
+
+
+def test_token_qk_is_the_layer0_score_of_tokens_without_positions():
+    m = AttentionOnlyTransformer(TransformerConfig(6, 6, 5, n_heads=1, d_model=8, positional="none"), seed=1)
+    tokens = torch.eye(6)[[2, 4]][None]  # token 2 then token 4
+    _, cache = m.run_with_cache(tokens, names=["layer0.attn.scores"])
+    assert cache["layer0.attn.scores"][0, 0, 1, 0].item() == pytest.approx(token_qk(m)[4, 2].item(), rel=1e-5)
 
 
 def test_copying_ov_is_the_logit_change_of_layer1_attending_to_one_token():
