@@ -157,9 +157,22 @@ def flow_sweep_configs(n_list, tau_factor: float = 40.0) -> list[dict]:
 
 
 def run_flow_config(config: dict) -> dict:
-    """Emergence times of the closed-form flow for one configuration of :func:`flow_sweep_configs`."""
-    trajectory = three_parameter_flow(config["n_pairs"], config["tau_max"], config["stop_alpha3"])
-    return {"n_pairs": config["n_pairs"], **emergence_times(trajectory.tau, trajectory.theta)}
+    """Emergence times and gradient sizes of the closed-form flow for one configuration of :func:`flow_sweep_configs`.
+
+    Gradients (spec T6, the mechanism of C7): ``grad_gamma3@0`` = |dL/dgamma3| at zero;
+    ``grad_beta2@gamma3`` = |dL/dbeta2| and ``grad_alpha3/beta2@gamma3`` = |dL/dalpha3| / beta2
+    at the first point where gamma3 >= 0.5 (NaN if it never does).
+    """
+    n = config["n_pairs"]
+    trajectory = three_parameter_flow(n, config["tau_max"], config["stop_alpha3"])
+    reached = np.flatnonzero(trajectory.theta[:, 2] >= 0.5)
+    gradient = three_parameter_gradient(*trajectory.theta[reached[0]], n) if reached.size else np.full(3, np.nan)
+    beta2 = trajectory.theta[reached[0], 1] if reached.size else np.nan
+    return {
+        "n_pairs": n, **emergence_times(trajectory.tau, trajectory.theta),
+        "grad_gamma3@0": abs(three_parameter_gradient(0.0, 0.0, 0.0, n)[2]),
+        "grad_beta2@gamma3": abs(gradient[1]), "grad_alpha3/beta2@gamma3": abs(gradient[0]) / beta2,
+    }
 
 
 def loglog_slope(x, y) -> float:

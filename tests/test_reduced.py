@@ -86,6 +86,8 @@ def test_flow_sweep_emergence_order_and_quadratic_alpha3():
         assert r["T_gamma3@0.5"] < r["T_beta2@0.5"] < r["T_alpha3@0.5"]
     slope = loglog_slope([16, 32], [r["T_alpha3@0.5"] for r in results])
     assert 1.8 < slope < 2.2
+    assert results[0]["grad_gamma3@0"] == pytest.approx(1 / 32)  # 1/(2N) at zero init
+    assert -2.3 < loglog_slope([16, 32], [r["grad_beta2@gamma3"] for r in results]) < -1.7
 
 
 def test_emergence_time_interpolates_and_is_nan_if_never_reached():
