@@ -68,12 +68,11 @@ def run_minimal(config: dict) -> dict:
     basis = block_basis(c["dim"], c["residual"])
     initial = [w.detach().clone() for w in model.weights()]
     steps = math.ceil(c["tau_max"] / c["eta"])
-    with np.errstate(invalid="ignore"):
-        history = train(
-            model, task, steps=steps, lr=lr, batch_size=c["batch_size"], eval_every=max(1, steps // c["n_evals"]),
-            measures=[subspace_measure(basis, initial, task)], eval_batch_size=c["batch_size"],
-            seeds=Seeds.from_base(c["seed"]), optimizer="sgd", progress=None if c["progress"] else False,
-        )
+    history = train(
+        model, task, steps=steps, lr=lr, batch_size=c["batch_size"], eval_every=max(1, steps // c["n_evals"]),
+        measures=[subspace_measure(basis, initial, task)], eval_batch_size=c["batch_size"],
+        seeds=Seeds.from_base(c["seed"]), optimizer="sgd", progress=None if c["progress"] else False,
+    )
     tau = history.eval_steps * c["eta"]
     final_weights = tuple(w.detach().numpy().copy() for w in model.weights())
     coefficients = history["coefficients"]
