@@ -16,8 +16,9 @@ t_v = token v's embedding (row v of W_E), p_n = position n's (row n of W_pos):
 Progress measures (musat.md 4.1; Musat et al. v2 Eqs. 20-22, a secondary source), the
 mean of the stripe or diagonal: ``alpha3_tilde = mean_n S_pos[n, n-1]``,
 ``beta2_tilde = mean_v S_match[v, v]``, ``gamma3_tilde = mean_v C[v, v]``. Each is a
-function of the model alone; with several heads, head 0 of each layer is read (pass
-``head``). Issue-5 chapters reuse :func:`progress_measures` and :func:`progress_measure`.
+function of the model alone (no data). With several heads, choose the previous-token head
+of layer 0 and the induction head of layer 1 (``prev_head``, ``induction_head``; default 0).
+Issue-5 chapters reuse :func:`progress_measures` and :func:`progress_measure`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _layer(model: AttentionOnlyTransformer, layer: int, head: int):
 
 
 def position_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
-    """(n_positions, n_positions) layer-0 position-to-position scores (query rows, key columns)."""
+    """(n_positions, n_positions) layer-0 (head ``head``) position-to-position scores (query rows, key columns)."""
     if model.W_pos is None:
         raise ValueError("position_qk needs a model with learned positions")
     W_Q, W_K, _, _ = _layer(model, 0, head)
@@ -51,15 +52,15 @@ def token_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
     return (model.W_E @ W_Q) @ (model.W_E @ W_K).T / math.sqrt(W_Q.shape[1])
 
 
-def matching_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
+def matching_qk(model: AttentionOnlyTransformer, prev_head: int = 0, induction_head: int = 0) -> torch.Tensor:
     """(V, V) layer-1 score of query token v (rows) on a key holding layer 0's copy of token u (columns)."""
-    _, _, W_V0, W_O0 = _layer(model, 0, head)
-    W_Q1, W_K1, _, _ = _layer(model, 1, head)
+    _, _, W_V0, W_O0 = _layer(model, 0, prev_head)
+    W_Q1, W_K1, _, _ = _layer(model, 1, induction_head)
     return (model.W_E @ W_Q1) @ (model.W_E @ W_V0 @ W_O0 @ W_K1).T / math.sqrt(W_Q1.shape[1])
 
 
 def copying_ov(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
-    """(V_out, V) logits written by layer 1 (rows: output token) when it attends to token u (columns)."""
+    """(V_out, V) logits written by layer 1 (head ``head``) (rows: output token) when it attends to token u (columns)."""
     _, _, W_V1, W_O1 = _layer(model, 1, head)
     return (model.W_E @ W_V1 @ W_O1 @ model.W_U).T
 
@@ -78,20 +79,20 @@ def stripe_contrast(matrix: torch.Tensor, offset: int = 0) -> float:
     return float((matrix[stripe].mean() - rest.mean()) / rest.std())
 
 
-def progress_measures(model: AttentionOnlyTransformer, head: int = 0) -> dict[str, float]:
+def progress_measures(model: AttentionOnlyTransformer, prev_head: int = 0, induction_head: int = 0) -> dict[str, float]:
     """alpha3_tilde, beta2_tilde, gamma3_tilde of ``model`` (see the module docstring)."""
     with torch.no_grad():
         return {
-            "alpha3_tilde": float(torch.diagonal(position_qk(model, head), -1).mean()),
-            "beta2_tilde": float(torch.diagonal(matching_qk(model, head)).mean()),
-            "gamma3_tilde": float(torch.diagonal(copying_ov(model, head)).mean()),
+            "alpha3_tilde": float(torch.diagonal(position_qk(model, prev_head), -1).mean()),
+            "beta2_tilde": float(torch.diagonal(matching_qk(model, prev_head, induction_head)).mean()),
+            "gamma3_tilde": float(torch.diagonal(copying_ov(model, induction_head)).mean()),
         }
 
 
-def progress_measure(head: int = 0):
+def progress_measure(prev_head: int = 0, induction_head: int = 0):
     """Measure for :func:`ihcore.train.train`: the three progress measures (scalars)."""
 
     def measure(model, batches) -> dict[str, np.ndarray]:
-        return {name: np.array(value) for name, value in progress_measures(model, head).items()}
+        return {name: np.array(value) for name, value in progress_measures(model, prev_head, induction_head).items()}
 
     return measure

@@ -53,6 +53,15 @@ def test_stripe_contrast_of_a_planted_stripe():
     assert stripe_contrast(matrix, -1) == pytest.approx(float((1 - rest.mean()) / rest.std()), rel=1e-5)
 
 
+def test_measures_read_the_chosen_heads():
+    m = AttentionOnlyTransformer(TransformerConfig(6, 6, 5, n_heads=2, d_model=8), seed=3)
+    l0, l1 = m.layers
+    key = m.W_E[4] @ l0.W_V[1] @ l0.W_O[1] @ l1.W_K[0]
+    expected = (m.W_E[4] @ l1.W_Q[0]) @ key / math.sqrt(4)
+    assert matching_qk(m, prev_head=1, induction_head=0)[4, 4].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert progress_measures(m, 1, 0)["gamma3_tilde"] != progress_measures(m, 1, 1)["gamma3_tilde"]
+
+
 def test_progress_measures_are_the_means_of_the_stripes():
     m = model()
     values = progress_measures(m)
