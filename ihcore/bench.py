@@ -32,8 +32,40 @@ def time_training() -> float:
     return (time.perf_counter() - start) / TRAINING_STEPS
 
 
+def bench_musat() -> list[tuple[str, str]]:
+    """Musat chapter: full vs reduced minimal model on the same trajectory, and the closed-form N sweep."""
+    from ihcore.chapters import MUSAT
+    from ihcore.minimal_runs import run_minimal
+    from ihcore.reduced import flow_sweep_configs, run_flow_config, three_parameter_flow
+
+    torch.set_num_threads(1)
+    p = MUSAT.parameters.validate({})
+    config = dict(n_pairs=p.n_pairs, dim=p.dim, data="orthonormal", eta=p.eta, batch_size=p.batch_size,
+                  tau_max=p.tau_factor * p.n_pairs**2)
+    seconds = {}
+    for model in ("full", "coefficients", "three"):
+        start = time.perf_counter()
+        run_minimal(dict(config, model=model))
+        seconds[model] = time.perf_counter() - start
+    start = time.perf_counter()
+    three_parameter_flow(p.n_pairs, config["tau_max"])
+    seconds["flow"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for sweep_config in flow_sweep_configs([2**k for k in range(1, 9)]):
+        run_flow_config(sweep_config)
+    sweep = time.perf_counter() - start
+    return [
+        (f"musat: full minimal model, N = {p.n_pairs}, D = {p.dim}, tau = {config['tau_max']:g}", f"{seconds['full']:.1f} s"),
+        ("musat: 19-coefficient / full, same trajectory (SGD on batches)", f"{seconds['coefficients'] / seconds['full']:.2f}x"),
+        ("musat: 3-parameter / full, same batches", f"{seconds['three'] / seconds['full']:.2f}x"),
+        ("musat: closed-form flow / full, same N and tau", f"{seconds['flow'] / seconds['full']:.4f}x"),
+        ("musat: closed-form flow, N = 2 ... 256 (8 runs)", f"{sweep:.2f} s"),
+    ]
+
+
 def main() -> None:
     rows = [("training step, from-scratch defaults (1 thread)", f"{1000 * time_training():.2f} ms")]
+    rows += bench_musat()
     for chapter in CHAPTERS.values():
         start = time.perf_counter()
         run_chapter(chapter, {})

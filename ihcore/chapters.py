@@ -54,6 +54,41 @@ FROM_SCRATCH = Chapter(
     ),
 )
 
+MUSAT = Chapter(
+    slug="musat",
+    notebook="chapters/musat.ipynb",
+    title="Musat et al.: the 19-dimensional subspace and the order γ3 → β2 → α3",
+    parameters=ParameterSpec(
+        (
+            SEED,
+            Parameter("dim", int, 20, "content and position size D of the minimal model (even)", 4, 256),
+            Parameter("n_pairs", int, 8, "context length N of the minimal-model runs (figures 2, 3)", 2, 64),
+            Parameter("eta", float, 1.0, "SGD step in tau units (full model: lr = eta * D)", 0.01, 2.0),
+            Parameter("batch_size", int, 128, "fresh sequences per SGD step of the minimal model", 8, 8192),
+            Parameter("tau_factor", float, 6.0, "minimal-model runs last tau = tau_factor * N^2", 1.0, 100.0),
+            Parameter("n_max_full", int, 8, "full-model scaling runs at N = 2, 4, ..., n_max_full (power of 2)", 2, 64),
+            Parameter("n_max_reduced", int, 256, "closed-form sweep at N = 2, 4, ..., n_max_reduced (power of 2)", 16, 4096),
+            Parameter("stress_n_max", int, 8, "stress tests at N = stress_n_max / 2 and stress_n_max", 4, 64),
+            Parameter("run_stress", bool, True, "run the stress tests (beyond the paper)"),
+            Parameter("std_n_pairs", int, 8, "context length N of the standard model's token task", 2, 32),
+            Parameter("std_n_tokens", int, 32, "vocabulary of the standard model's token task", 4, 1024),
+            Parameter("std_d_model", int, 64, "residual width of the standard model", 8, 512),
+            Parameter("std_steps", int, 800, "Adam steps of the standard model", 20, 200_000),
+            Parameter("std_lr", float, 3e-3, "Adam learning rate of the standard model", 1e-6, 1.0),
+            Parameter("std_batch_size", int, 64, "sequences per step of the standard model", 1, 8192),
+            SHOW_PROGRESS,
+        ),
+        checks=(
+            (lambda p: p.dim % 2 == 0, "dim must be even (M rotates coordinate pairs)"),
+            (lambda p: p.dim >= 2 * max(p.n_pairs, p.n_max_full) + 2,
+             "dim must be >= 2 * max(n_pairs, n_max_full) + 2 (orthonormal data)"),
+            (lambda p: p.n_max_full & (p.n_max_full - 1) == 0 and p.n_max_reduced & (p.n_max_reduced - 1) == 0,
+             "n_max_full and n_max_reduced must be powers of 2"),
+            (lambda p: p.std_n_tokens >= 2 * p.std_n_pairs, "std_n_tokens must be >= 2 * std_n_pairs"),
+        ),
+    ),
+)
+
 INTRODUCTION = Chapter(
     slug="introduction",
     notebook="chapters/introduction.ipynb",
@@ -61,7 +96,7 @@ INTRODUCTION = Chapter(
     parameters=ParameterSpec(()),
 )
 
-CHAPTERS: dict[str, Chapter] = {chapter.slug: chapter for chapter in (FROM_SCRATCH, INTRODUCTION)}
+CHAPTERS: dict[str, Chapter] = {chapter.slug: chapter for chapter in (FROM_SCRATCH, MUSAT, INTRODUCTION)}
 
 
 def get_chapter(name: str) -> Chapter:
