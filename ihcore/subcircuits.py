@@ -17,14 +17,16 @@ returns a small dict; runs are independent of each other.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from ihcore import clamps, measures
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
 from ihcore.tasks import ItemLabelTask
-from ihcore.train import Seeds, train
+from ihcore.train import Seeds, progress_enabled, train
 
 # condition -> (subcircuits clamped to ideal, subcircuits left to learn)
 CONDITIONS = {
@@ -39,13 +41,18 @@ CONDITIONS = {
 PHASE_CHANGE_LOSS = 0.4 * math.log(2)  # Singh et al.'s threshold: 40% of the plateau loss ln 2
 
 
-def condition_clamp(condition: str, model, previous_token_head: int, active_head: int) -> clamps.Clamp:
+def condition_clamp(condition: str, model, previous_token_head: int, active_head: int | None) -> clamps.Clamp:
     """The clamp of ``condition`` (a key of ``CONDITIONS``) on a 2-layer model.
 
     ``previous_token_head`` is the layer-0 head given the ideal previous-token pattern in
     condition "1"; ``active_head`` the one layer-1 head kept (the clamps that involve the
-    induction head act on it).
+    induction head act on it). ``active_head=None`` keeps every head (only for "none":
+    the unclamped model).
     """
+    if active_head is None:
+        if condition != "none":
+            raise ValueError(f"condition {condition!r} needs an active layer-1 head")
+        return clamps.no_clamp()
     keep = clamps.only_heads(1, [active_head], model.config.n_heads)
     layer0 = clamps.shifted_input_for_qk(model, 1)
     match = clamps.pattern(1, active_head, clamps.match_pattern, rows=[-1], name="match")
@@ -80,7 +87,7 @@ class RunConfig:
     eval_every: int = 25
     eval_batch_size: int = 256
     previous_token_head: int = 0
-    active_head: int = 0
+    active_head: int | None = 0  # None: all layer-1 heads active (the unclamped baseline)
     seed: int = 0
 
 
@@ -101,9 +108,9 @@ def singh_model(task: ItemLabelTask, n_heads: int, d_model: int, seed: int, n_la
 def run_one(config: RunConfig, progress: bool | None = False) -> dict:
     """Train under ``config.condition``; returns the config's fields, the loss curve and the phase change.
 
-    Result keys: the fields of ``config``, ``eval_steps`` (E,), ``loss`` (E,) on training
-    classes evaluated under the same clamp, and ``phase_change`` (first step with loss
-    below 0.4 ln 2, or None).
+    Result keys: the fields of ``config``, ``eval_steps`` (E,), ``loss`` and
+    ``loss_in_context`` (E,) on training and held-out classes, evaluated under the same
+    clamp, and ``phase_change`` (first step with training-class loss below 0.4 ln 2, or None).
     """
     seeds = Seeds.from_base(config.seed)
     task = singh_task(config.n_labels, config.n_classes, config.item_dim, config.prototypes, seeds.init)
@@ -111,7 +118,8 @@ def run_one(config: RunConfig, progress: bool | None = False) -> dict:
     clamp = condition_clamp(config.condition, model, config.previous_token_head, config.active_head)
     history = train(
         model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.eval_every,
-        measures=[measures.loss_and_accuracy(task, ["train"], hooks=clamp)], eval_batch_size=config.eval_batch_size,
+        measures=[measures.loss_and_accuracy(task, ["train", "in_context"], hooks=clamp)],
+        eval_splits=["train", "in_context"], eval_batch_size=config.eval_batch_size,
         seeds=seeds, hooks=clamp, progress=progress,
     )
     loss = history["loss/train"]
@@ -119,8 +127,14 @@ def run_one(config: RunConfig, progress: bool | None = False) -> dict:
         **asdict(config),
         "eval_steps": history.eval_steps,
         "loss": loss,
+        "loss_in_context": history["loss/in_context"],
         "phase_change": measures.first_step_below(history.eval_steps, loss, PHASE_CHANGE_LOSS),
     }
+
+
+def run_sweep(configs: Sequence[RunConfig], progress: bool | None = None) -> list[dict]:
+    """:func:`run_one` for each configuration, in order, with one progress bar for the sweep."""
+    return [run_one(config) for config in tqdm(configs, disable=not progress_enabled(progress), desc="runs")]
 
 
 def phase_change_or_censored(result: dict) -> float:
