@@ -17,7 +17,7 @@ returns a small dict; runs are independent of each other.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -81,6 +81,7 @@ class RunConfig:
     prototypes: str = "lowrank"
     n_heads: int = 8
     d_model: int = 64
+    n_layers: int = 2  # clamp conditions other than "none" need 2
     steps: int = 600
     lr: float = 3e-3
     batch_size: int = 32
@@ -114,7 +115,7 @@ def run_one(config: RunConfig, progress: bool | None = False) -> dict:
     """
     seeds = Seeds.from_base(config.seed)
     task = singh_task(config.n_labels, config.n_classes, config.item_dim, config.prototypes, seeds.init)
-    model = singh_model(task, config.n_heads, config.d_model, seeds.init)
+    model = singh_model(task, config.n_heads, config.d_model, seeds.init, config.n_layers)
     clamp = condition_clamp(config.condition, model, config.previous_token_head, config.active_head)
     history = train(
         model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.eval_every,
@@ -130,6 +131,21 @@ def run_one(config: RunConfig, progress: bool | None = False) -> dict:
         "loss_in_context": history["loss/in_context"],
         "phase_change": measures.first_step_below(history.eval_steps, loss, PHASE_CHANGE_LOSS),
     }
+
+
+def clamped_losses(task, split: str, clamps_by_name: Mapping[str, clamps.Clamp]) -> measures.Measure:
+    """Measure: ``loss/<split>/<name>``, the loss with clamp ``name`` applied at evaluation only.
+
+    Applied to checkpoints of an unclamped run (or passed to ``train``), each is a progress
+    measure of what its clamp leaves free: e.g. with subcircuits A and B clamped, the loss
+    says how far C has come.
+    """
+    per_clamp = {name: measures.loss_and_accuracy(task, [split], hooks=clamp) for name, clamp in clamps_by_name.items()}
+
+    def measure(model, batches) -> dict[str, np.ndarray]:
+        return {f"loss/{split}/{name}": m(model, batches)[f"loss/{split}"] for name, m in per_clamp.items()}
+
+    return measure
 
 
 def run_sweep(configs: Sequence[RunConfig], progress: bool | None = None) -> list[dict]:
