@@ -15,7 +15,10 @@ to :func:`ihcore.measures.loss_and_accuracy` (evaluation).
 
 Ideal patterns (shape (B, T, T), query rows, key columns) are functions of a
 :class:`~ihcore.tasks.Batch` of item–label sequences ``x_1 y_1 ... x_N y_N x_q``:
-:func:`previous_token_pattern` and :func:`match_pattern`.
+:func:`previous_token_pattern` and :func:`match_pattern`. Two clamps act on a whole
+step of the induction circuit: :func:`shifted_input_for_qk` (an ideal previous-token layer,
+seen by the next layer's queries and keys) and :func:`scores_as_logits` (a head's scores
+to the context labels become the output logits).
 """
 
 from __future__ import annotations
