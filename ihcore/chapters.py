@@ -73,7 +73,7 @@ SINGH = Chapter(
             Parameter("eval_every", int, 25, "steps between evaluations", 1, 100_000),
             Parameter("slow_lr", float, 1e-3, "learning rate of the comparison run", 1e-6, 1.0),
             Parameter("slow_steps", int, 1500, "training steps of the comparison runs", 10, 200_000),
-            Parameter("clamp_steps", int, 800, "training steps of each clamped run", 10, 200_000),
+            Parameter("clamp_steps", int, 1200, "training steps of each clamped run", 10, 200_000),
             Parameter("sweep_steps", int, 400, "training steps of each data-dependence run", 10, 200_000),
             Parameter("sweep_classes", int, 200, "the larger class count of the data-dependence sweep (paper: 100, 200)", 2, 10_000),
             Parameter("sweep_labels", int, 15, "the larger label count of the data-dependence sweep (paper: 10, 15)", 3, 64),

@@ -93,10 +93,15 @@ class RunConfig:
 
 
 def singh_task(n_labels: int, n_classes: int, item_dim: int, prototypes: str, seed: int) -> ItemLabelTask:
-    """The paper's few-shot task: 2 context pairs (query's class and one distractor), labels re-drawn per sequence."""
+    """The paper's few-shot task: 2 context pairs (query's class and one distractor), labels re-drawn per sequence.
+
+    A fifth of the unordered label pairs (2 of the 10 for 5 labels, as in the paper) is
+    held out of training for the ``relabel`` split; 100 held-out classes.
+    """
     return ItemLabelTask(
         n_pairs=2, item_dim=item_dim, n_labels=n_labels, n_classes=n_classes, n_heldout_classes=100,
         prototypes=prototypes, labels="per_sequence", n_context_classes=2, seed=seed,
+        heldout_label_pairs=n_labels * (n_labels - 1) // 2 // 5,
     )
 
 
