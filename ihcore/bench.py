@@ -13,8 +13,11 @@ import time
 import torch
 
 from ihcore.book import run_chapter
-from ihcore.chapters import CHAPTERS, FROM_SCRATCH
+from ihcore.chapters import CHAPTERS, FROM_SCRATCH, MUSAT, SINGH
+from ihcore.minimal_runs import run_minimal
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
+from ihcore.reduced import flow_sweep_configs, run_flow_config, three_parameter_flow
+from ihcore.subcircuits import CONDITIONS, RunConfig, run_one, run_sweep
 from ihcore.tasks import ItemLabelTask
 from ihcore.train import train
 
@@ -34,10 +37,6 @@ def time_training() -> float:
 
 def bench_musat() -> list[tuple[str, str]]:
     """Musat chapter: full vs reduced minimal model on the same trajectory, and the closed-form N sweep."""
-    from ihcore.chapters import MUSAT
-    from ihcore.minimal_runs import run_minimal
-    from ihcore.reduced import flow_sweep_configs, run_flow_config, three_parameter_flow
-
     torch.set_num_threads(1)
     p = MUSAT.parameters.validate({})
     config = dict(n_pairs=p.n_pairs, dim=p.dim, data="orthonormal", eta=p.eta, batch_size=p.batch_size,
@@ -63,9 +62,27 @@ def bench_musat() -> list[tuple[str, str]]:
     ]
 
 
+def bench_singh() -> list[tuple[str, str]]:
+    """The Singh chapter at its defaults: the baseline's time to its phase change, and its sweeps' times."""
+    p = SINGH.parameters.validate({})
+    torch.set_num_threads(1)
+    settings = dict(n_labels=p.n_labels, n_classes=p.n_classes, item_dim=p.item_dim, prototypes=p.prototypes,
+                    n_heads=p.n_heads, d_model=p.d_model, lr=p.lr, batch_size=p.batch_size, eval_every=p.eval_every)
+    start = time.perf_counter()
+    baseline = run_one(RunConfig(**settings, condition="none", active_head=None, steps=p.steps))
+    per_step = (time.perf_counter() - start) / p.steps
+    rows = [(f"singh baseline: phase change at step {baseline['phase_change']}, time to it (1 thread)",
+             f"{per_step * (baseline['phase_change'] or p.steps):.1f} s")]
+    start = time.perf_counter()
+    run_sweep([RunConfig(**settings, condition=c, steps=p.clamp_steps) for c in CONDITIONS], progress=False)
+    rows.append((f"singh clamp conditions ({len(CONDITIONS)} runs of {p.clamp_steps} steps)", f"{time.perf_counter() - start:.1f} s"))
+    return rows
+
+
 def main() -> None:
     rows = [("training step, from-scratch defaults (1 thread)", f"{1000 * time_training():.2f} ms")]
     rows += bench_musat()
+    rows += bench_singh()
     for chapter in CHAPTERS.values():
         start = time.perf_counter()
         run_chapter(chapter, {})

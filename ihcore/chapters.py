@@ -89,6 +89,42 @@ MUSAT = Chapter(
     ),
 )
 
+SINGH = Chapter(
+    slug="singh",
+    notebook="chapters/singh.ipynb",
+    title="Singh et al.: what needs to go right for an induction head",
+    parameters=ParameterSpec(
+        (
+            SEED,
+            Parameter("n_classes", int, 50, "training classes (paper: 50)", 2, 10_000),
+            Parameter("n_labels", int, 5, "labels (paper: 5)", 2, 64),
+            Parameter("item_dim", int, 64, "dimension of the generated item features (paper's ResNet features: 512)", 2, 1024),
+            Parameter("prototypes", str, "lowrank", "class prototype generator", choices=("lowrank", "isotropic")),
+            Parameter("n_heads", int, 8, "attention heads per layer (paper: 8)", 2, 16),
+            Parameter("d_model", int, 64, "residual stream width (paper: 64)", 8, 512),
+            Parameter("steps", int, 1000, "training steps of the baseline", 10, 200_000),
+            Parameter("lr", float, 3e-3, "Adam learning rate (paper: 1e-5)", 1e-6, 1.0),
+            Parameter("batch_size", int, 32, "training sequences per step (paper: 32)", 1, 8192),
+            Parameter("eval_every", int, 25, "steps between evaluations", 1, 100_000),
+            Parameter("slow_lr", float, 1e-3, "learning rate of the comparison run", 1e-6, 1.0),
+            Parameter("slow_steps", int, 1500, "training steps of the comparison runs", 10, 200_000),
+            Parameter("clamp_steps", int, 1200, "training steps of each clamped run", 10, 200_000),
+            Parameter("sweep_steps", int, 400, "training steps of each data-dependence run", 10, 200_000),
+            Parameter("sweep_classes", int, 200, "the larger class count of the data-dependence sweep (paper: 100, 200)", 2, 10_000),
+            Parameter("sweep_labels", int, 15, "the larger label count of the data-dependence sweep (paper: 10, 15)", 3, 64),
+            Parameter("n_extra_seeds", int, 2, "further seeds of the baseline, for the spread of the phase-change time", 0, 20),
+            Parameter("toy_init_scale", float, 0.1, "toy model: std of the initial factor entries", 1e-4, 10.0),
+            SHOW_PROGRESS,
+        ),
+        checks=(
+            (lambda p: p.d_model % p.n_heads == 0, "d_model must be divisible by n_heads"),
+            (lambda p: p.eval_every <= min(p.steps, p.slow_steps, p.clamp_steps, p.sweep_steps), "eval_every must be <= every run's steps"),
+            (lambda p: p.sweep_classes > p.n_classes, "sweep_classes must be > n_classes"),
+            (lambda p: p.sweep_labels > p.n_labels, "sweep_labels must be > n_labels"),
+        ),
+    ),
+)
+
 INTRODUCTION = Chapter(
     slug="introduction",
     notebook="chapters/introduction.ipynb",
@@ -96,7 +132,9 @@ INTRODUCTION = Chapter(
     parameters=ParameterSpec(()),
 )
 
-CHAPTERS: dict[str, Chapter] = {chapter.slug: chapter for chapter in (FROM_SCRATCH, MUSAT, INTRODUCTION)}
+CHAPTERS: dict[str, Chapter] = {
+    chapter.slug: chapter for chapter in (FROM_SCRATCH, MUSAT, SINGH, INTRODUCTION)
+}
 
 
 def get_chapter(name: str) -> Chapter:

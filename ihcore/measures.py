@@ -19,6 +19,7 @@ Score definitions (singh.md, section 5), for attention patterns of shape
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -80,14 +81,19 @@ def attention_patterns(model, batch: Batch) -> list[torch.Tensor]:
     return [cache[name] for name in names]
 
 
-def loss_and_accuracy(task, splits: Sequence[str]) -> Measure:
-    """Measure: ``loss/<split>`` and ``accuracy/<split>`` on each split's evaluation batch."""
+def loss_and_accuracy(task, splits: Sequence[str], hooks: Callable[[Batch], Mapping] | None = None) -> Measure:
+    """Measure: ``loss/<split>`` and ``accuracy/<split>`` on each split's evaluation batch.
+
+    ``hooks``, a function of the batch returning hook functions by hook-point name (e.g.
+    an :class:`ihcore.clamps.Clamp`), is attached during each evaluation pass.
+    """
 
     def measure(model, batches: Mapping[str, Batch]) -> dict[str, np.ndarray]:
         values = {}
         with torch.no_grad():
             for split in splits:
-                logits = model(batches[split].tokens)
+                with model.hooks(hooks(batches[split])) if hooks is not None else nullcontext():
+                    logits = model(batches[split].tokens)
                 values[f"loss/{split}"] = np.array(task.loss(logits, batches[split]).item())
                 values[f"accuracy/{split}"] = np.array(accuracy(logits, batches[split]))
         return values

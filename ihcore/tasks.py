@@ -18,6 +18,8 @@ Splits:
   re-drawn per sequence: only in-context learning can solve it.
 * ``"in_weights"``: training classes with their fixed labels and the query's class absent
   from the context: only what the weights memorised can solve it.
+* ``"relabel"`` (needs ``heldout_label_pairs > 0``): training classes, bursty contexts whose
+  two classes get one of the label pairs held out of training (Singh et al.'s relabel test).
 
 Labels: each class has a fixed label drawn once by ``seed``. With
 ``labels="per_sequence"`` each sequence applies a random permutation to the label ids,
@@ -35,7 +37,7 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
-SPLITS = ("train", "in_context", "in_weights")
+SPLITS = ("train", "in_context", "in_weights", "relabel")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class ItemLabelTask:
     bursty: float = 1.0  # probability that a training sequence is bursty
     n_context_classes: int = 2  # classes in a bursty context
     seed: int = 0
+    heldout_label_pairs: int = 0  # unordered label pairs never given to a training context (needs 2 context classes)
 
     def __post_init__(self) -> None:
         checks = {
@@ -103,6 +106,10 @@ class ItemLabelTask:
             "labels": self.labels in ("per_sequence", "fixed"),
             "bursty": 0.0 <= self.bursty <= 1.0,
             "n_context_classes": 1 <= self.n_context_classes <= min(self.n_pairs, self.n_classes, self.n_labels),
+            "heldout_label_pairs": self.heldout_label_pairs == 0 or (
+                self.n_context_classes == 2 and self.labels == "per_sequence"
+                and self.heldout_label_pairs < self.n_labels * (self.n_labels - 1) // 2
+            ),
         }
         for name, ok in checks.items():
             if not ok:
@@ -123,11 +130,15 @@ class ItemLabelTask:
         n_all = self.n_classes + self.n_heldout_classes
         prototypes = self._draw_prototypes(n_all, generator)
         labels = torch.randint(self.n_labels, (n_all,), generator=generator)
+        pairs = torch.combinations(torch.arange(self.n_labels), 2)  # (n_labels choose 2, 2), drawn last
+        pairs = pairs[torch.randperm(len(pairs), generator=generator)] if self.heldout_label_pairs else pairs
         return {
             "train_prototypes": prototypes[: self.n_classes],
             "heldout_prototypes": prototypes[self.n_classes :],
             "train_labels": labels[: self.n_classes],
             "heldout_labels": labels[self.n_classes :],
+            "heldout_label_pairs": pairs[: self.heldout_label_pairs],
+            "train_label_pairs": pairs[self.heldout_label_pairs :],
         }
 
     def _draw_prototypes(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -145,6 +156,8 @@ class ItemLabelTask:
         """Draw ``batch_size`` sequences of ``split`` using ``generator`` for all randomness."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split == "relabel" and not self.heldout_label_pairs:
+            raise ValueError("the relabel split needs heldout_label_pairs > 0")
         if self.items == "fresh":
             if split == "in_weights":
                 raise ValueError("the in_weights split needs items='prototypes' (fresh items have no classes)")
@@ -153,7 +166,7 @@ class ItemLabelTask:
         heldout = split == "in_context"
         prototypes = world["heldout_prototypes" if heldout else "train_prototypes"]
         class_labels = world["heldout_labels" if heldout else "train_labels"]
-        relabel = heldout or (split == "train" and self.labels == "per_sequence")
+        relabel = heldout or (split in ("train", "relabel") and self.labels == "per_sequence")
         if split == "in_weights":
             context, query = self._absent_query_classes(batch_size, len(prototypes), generator)
             label_ids, query_label_id = class_labels[context], class_labels[query]
@@ -173,6 +186,8 @@ class ItemLabelTask:
                 label_ids = torch.where(is_bursty[:, None], label_ids, class_labels[iid_context])
                 query_label_id = torch.where(is_bursty, query_label_id, class_labels[iid_query])
         permutation = self._label_permutation(batch_size, relabel, generator)  # (B, n_labels)
+        if self.heldout_label_pairs and split in ("train", "relabel"):
+            permutation = self._first_two_from(world[f"{'heldout' if split == 'relabel' else 'train'}_label_pairs"], permutation, generator)
         context_labels = permutation.gather(1, label_ids)
         target = permutation.gather(1, query_label_id[:, None])[:, 0]
         items = self._exemplars(prototypes[torch.cat([context, query[:, None]], dim=1)], generator)
@@ -208,6 +223,15 @@ class ItemLabelTask:
         if relabel:
             return torch.rand(B, self.n_labels, generator=generator).argsort(dim=1)
         return torch.arange(self.n_labels).expand(B, -1)
+
+    def _first_two_from(self, pairs: torch.Tensor, permutation: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Permutations (B, n_labels) whose first two ids (the two context classes' labels) are
+        one of ``pairs`` (P, 2), drawn uniformly, in random order; the other ids keep their order."""
+        B = len(permutation)
+        pair = pairs[torch.randint(len(pairs), (B,), generator=generator)]  # (B, 2)
+        pair = torch.where(torch.rand(B, 1, generator=generator) < 0.5, pair, pair.flip(1))
+        rest = (permutation[:, :, None] != pair[:, None, :]).all(-1)  # (B, n_labels), True for ids not in the pair
+        return torch.cat([pair, permutation[rest].view(B, -1)], dim=1)
 
     def _exemplars(self, prototypes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.noise == 0:

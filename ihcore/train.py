@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +77,7 @@ def train(
     checkpoint_steps: Sequence[int] = (),
     threads: int = 1,
     progress: bool | None = None,
+    hooks: Callable[[object], Mapping] | None = None,
 ) -> History:
     """Train ``model`` on batches from ``task.sample`` with loss ``task.loss``.
 
@@ -83,7 +85,10 @@ def train(
     step 0, every ``eval_every`` steps and after the last step. Checkpoints are taken at
     the listed steps (0 = the initialisation). ``threads`` sets torch's thread count for
     the process (results are bit-identical only at a fixed thread count). The model's own
-    seed (``Seeds.init``) is given to its constructor, before training.
+    seed (``Seeds.init``) is given to its constructor, before training. ``hooks``, a
+    function of the training batch returning hook functions by hook-point name (e.g. an
+    :class:`ihcore.clamps.Clamp`), is attached to the model for each training forward
+    pass; measures that should see it take it themselves.
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
@@ -116,7 +121,8 @@ def train(
         if step == steps:
             break
         batch = task.sample(batch_size, "train", data)
-        loss = task.loss(model(batch.tokens), batch)
+        with model.hooks(hooks(batch)) if hooks is not None else nullcontext():
+            loss = task.loss(model(batch.tokens), batch)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -131,3 +131,19 @@ def test_measures_report_per_layer_per_head_scores_and_the_task_loss():
         logits = model(batch.tokens)
     assert values["loss/train"] == pytest.approx(task.loss(logits, batch).item())
     assert values["accuracy/train"] == pytest.approx(accuracy(logits, batch))
+
+
+def test_loss_and_accuracy_evaluates_under_the_given_hooks():
+    task = ItemLabelTask(n_pairs=2, item_dim=8, n_labels=4, n_classes=8, n_heldout_classes=4)
+    config = TransformerConfig(task.d_input, task.n_labels, task.n_positions, n_layers=2, n_heads=1, d_model=16)
+    model = AttentionOnlyTransformer(config)
+    batches = {"train": task.sample(64, "train", torch.Generator().manual_seed(0))}
+
+    def target_logits(batch):  # hooks that make the readout put all its weight on the target label
+        confident = 10.0 * torch.nn.functional.one_hot(batch.target, task.n_labels).float()  # (B, n_labels)
+        return {"logits": lambda activation, name: confident[:, None].expand_as(activation)}
+
+    hooked = loss_and_accuracy(task, ["train"], hooks=target_logits)(model, batches)
+    plain = loss_and_accuracy(task, ["train"])(model, batches)
+    assert hooked["accuracy/train"] == 1.0 and hooked["loss/train"] < 1e-3
+    assert plain["accuracy/train"] < 1.0

@@ -181,3 +181,33 @@ def test_relabelled_bursty_context_gives_its_classes_distinct_labels(split):
     matches = batch.context_matches
     assert torch.all(matches.any(1) & (~matches).any(1))
     assert torch.all((batch.context_labels == batch.target[:, None]) == matches)
+
+
+def test_heldout_label_pairs_appear_only_in_the_relabel_split():
+    config = dict(n_pairs=2, n_labels=5, heldout_label_pairs=2, prototypes="lowrank")
+    task, train = draw("train", batch_size=512, **config)
+    _, relabel = draw("relabel", batch_size=512, **config)
+    heldout = {tuple(pair) for pair in task._world["heldout_label_pairs"].tolist()}
+    assert len(heldout) == 2
+    pairs = lambda batch: {tuple(sorted(row)) for row in batch.context_labels.tolist()}
+    assert pairs(train).isdisjoint(heldout) and len(pairs(train)) == 10 - 2
+    assert pairs(relabel) == heldout
+    for batch in (train, relabel):  # still solvable in context: the target is the matching item's label
+        assert torch.equal(batch.target, batch.context_labels[batch.context_matches])
+        assert torch.all(batch.context_labels[:, 0] != batch.context_labels[:, 1])
+
+
+def test_heldout_label_pairs_do_not_change_the_other_splits_world():
+    plain, _ = draw(n_pairs=2, n_labels=5)
+    held, _ = draw(n_pairs=2, n_labels=5, heldout_label_pairs=3)
+    assert torch.equal(plain._world["train_prototypes"], held._world["train_prototypes"])
+    assert torch.equal(plain._world["train_labels"], held._world["train_labels"])
+
+
+def test_relabel_split_needs_heldout_pairs_and_pairs_need_two_context_classes():
+    with pytest.raises(ValueError, match="relabel"):
+        draw("relabel", n_pairs=2)
+    with pytest.raises(ValueError, match="heldout_label_pairs"):
+        ItemLabelTask(n_pairs=4, n_context_classes=3, heldout_label_pairs=1)
+    with pytest.raises(ValueError, match="heldout_label_pairs"):
+        ItemLabelTask(n_pairs=2, n_labels=3, heldout_label_pairs=3)  # 3 labels have only 3 pairs

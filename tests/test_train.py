@@ -128,3 +128,27 @@ def test_progress_flag_overrides_environment_which_disables_it_under_ci(monkeypa
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert progress_enabled(flag) is expected
+
+
+def test_hooks_are_attached_for_every_training_forward_and_removed_after():
+    seen = []
+
+    def hooks(batch):
+        seen.append(batch.tokens.shape)
+        return {"logits": lambda activation, name: None}
+
+    model = make_model()
+    train(model, TASK, **OPTIONS, hooks=hooks)
+    assert seen == [(OPTIONS["batch_size"], TASK.n_positions, TASK.d_input)] * OPTIONS["steps"]
+    assert all(not point.fns for point in model.hook_points.values())
+
+
+def test_hooks_change_what_is_trained():
+    def zero_layer0(batch):
+        return {"layer0.head_out": lambda activation, name: torch.zeros_like(activation)}
+
+    model = make_model()
+    train(model, TASK, **OPTIONS, hooks=zero_layer0)
+    layer0 = model.layers[0]
+    assert torch.equal(layer0.W_Q, make_model().layers[0].W_Q)  # no gradient reaches a zeroed layer's weights
+    assert not torch.equal(model.layers[1].W_Q, make_model().layers[1].W_Q)
