@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 NORMALISATIONS = ("sqrt", "none")
 
@@ -137,7 +138,8 @@ def progress_regressors(x: torch.Tensor, target: MixedTarget) -> torch.Tensor:
 def progress(outputs: torch.Tensor, regressors: torch.Tensor, alphas: torch.Tensor) -> dict[str, torch.Tensor]:
     """Least-squares progress r_G = c_G/α*, r_M = c_M/(1−α*), r_I = c_S/(1−α*); each (R,).
 
-    outputs (R, N) are fitted as c_G g1 + c_M g2 + c_S g3 (no intercept).
+    outputs (R, N) are fitted as c_G g1 + c_M g2 + c_S g3 (+ c_k g_k for further columns of
+    ``regressors`` (N, K ≥ 3), nuisance terms such as an intercept); no implicit intercept.
     """
     coefficients = torch.linalg.lstsq(regressors, outputs.T).solution.T  # (R, 3)
     return {"r_G": coefficients[:, 0] / alphas, "r_M": coefficients[:, 1] / (1 - alphas),
@@ -156,6 +158,76 @@ def progress_measure(target: MixedTarget):
         alpha = torch.tensor([target.alpha], dtype=torch.float64)
         values = progress(outputs[None], progress_regressors(x, target), alpha)
         values["loss"] = 0.5 * (outputs - target(x)).pow(2).mean()
+        return {k: np.asarray(float(v.squeeze())) for k, v in values.items()}
+
+    return measure
+
+
+@dataclass(frozen=True)
+class DiscreteBatch:
+    """tokens: (B, L, V) one-hot float; ids: (B, L) long; target: (B, V) the distribution p*."""
+
+    tokens: torch.Tensor
+    ids: torch.Tensor
+    target: torch.Tensor
+
+
+@dataclass(frozen=True)
+class DiscreteMixedTarget:
+    """The mixed target on discrete tokens (a reviewer's question; the book's construction).
+
+    Tokens are i.i.d. uniform over a vocabulary of V, one-hot encoded. The next-token
+    distribution is p*(v) = α* 1[v = x_{L-2}] + (1 − α*) Σ_{s=2}^{L-1} π_s 1[v = x_s] with
+    π_s ∝ exp(w* 1[x_{s-1} = x_L]): the induction head upweights tokens that follow an
+    earlier copy of the last token. Loss: cross-entropy of the readout at position L.
+    """
+
+    length: int = 16
+    vocabulary: int = 16
+    alpha: float = 0.5
+    w_star: float = 4.0
+
+    def components(self, ids: torch.Tensor, w: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(one-hot x_{L-2}, Σ_s π_s(w) one-hot x_s), each (N, V); ids (N, L) long."""
+        onehot = F.one_hot(ids, self.vocabulary).double()  # (N, L, V)
+        matches = (ids[:, :-2] == ids[:, -1:]).double()  # (N, L-2): x_{s-1} = x_L for s = 2..L-1
+        weights = torch.softmax(w * matches, dim=1)
+        return onehot[:, -3], torch.einsum("ns,nsv->nv", weights, onehot[:, 1:-1])
+
+    def distribution(self, ids: torch.Tensor) -> torch.Tensor:
+        """p* (N, V)."""
+        four, induction = self.components(ids, self.w_star)
+        return self.alpha * four + (1 - self.alpha) * induction
+
+    def sample(self, batch_size: int, split: str, generator: torch.Generator) -> DiscreteBatch:
+        ids = torch.randint(self.vocabulary, (batch_size, self.length), generator=generator)
+        tokens = F.one_hot(ids, self.vocabulary).float()
+        return DiscreteBatch(tokens, ids, self.distribution(ids).float())
+
+    def loss(self, logits: torch.Tensor, batch: DiscreteBatch) -> torch.Tensor:
+        """Cross-entropy −Σ_v p*(v) log softmax(logits[:, -1])_v, averaged over the batch."""
+        return -(batch.target * torch.log_softmax(logits[:, -1], dim=-1)).sum(-1).mean()
+
+
+def discrete_progress_measure(target: DiscreteMixedTarget):
+    """Measure: ``loss``, ``r_G``, ``r_M``, ``r_I`` for :class:`DiscreteMixedTarget`.
+
+    The model's next-token probabilities (N, V), pooled over N·V entries, are regressed on
+    the one-hot 4-gram token, the context's empirical distribution (the w* = 0 head: the
+    analogue of the mean), the selective part (IH distribution − context distribution) and
+    a constant 1/V (the uniform guess of an untrained model).
+    """
+
+    def measure(model, batches: Mapping[str, DiscreteBatch]) -> dict[str, np.ndarray]:
+        batch = batches["train"]
+        with torch.no_grad():
+            logits = model(batch.tokens)[:, -1].double()
+        four, context = target.components(batch.ids, 0.0)
+        _, induction = target.components(batch.ids, target.w_star)
+        uniform = torch.full_like(four, 1 / target.vocabulary)
+        regressors = torch.stack([four, context, induction - context, uniform], dim=-1).reshape(-1, 4)
+        values = progress(torch.softmax(logits, -1).reshape(1, -1), regressors, torch.tensor([target.alpha]))
+        values["loss"] = target.loss(logits.float()[:, None], batch)
         return {k: np.asarray(float(v.squeeze())) for k, v in values.items()}
 
     return measure

@@ -9,8 +9,10 @@ with the book's sharpness measure):
 * T_G4, T_IH       T(r_G, 0.5), T(r_I, 0.5); plateau length P = T_IH − T_G4.
 * plateau window   [T(r_G, 0.9), T(r_I, 0.1)]: the 4-gram is learned, the IH not begun.
 * switch width W   T(r_I, 0.9) − (last time before T_IH with r_I < 0.1).
-* log-rise         ln(T(r, 0.9) / T(r, 0.1)): how many e-folds of time a 10 % → 90 % rise
-                   takes. A rise that escapes a saddle after a long wait is short on this
+* plateau ratio    T_IH / T(r_G, 0.9).
+* log-rise         ln(T(r, 0.9) / t₁₀), t₁₀ the last time before T(r, 0.5) with r < 0.1: how
+                   many e-folds of time the final 10 % → 90 % rise takes (noise that pokes
+                   above 10 % earlier does not count). A rise that escapes a saddle after a long wait is short on this
                    scale; a rise that starts at t = 0 and keeps pace with t is long.
                    Sharpness ratio = log-rise(r_I) / log-rise(r_G): below 1, the switch to
                    the IH is sharper than the lazy 4-gram phase.
@@ -37,8 +39,9 @@ def last_time_below_before(t: np.ndarray, values: np.ndarray, level: float, befo
 
 
 def log_rise(t: np.ndarray, values: np.ndarray) -> float:
-    """ln(T(0.9) / T(0.1)); NaN if the curve never reaches 0.9 or reaches 0.1 at t = 0."""
-    start, end = first_time_at_least(t, values, 0.1), first_time_at_least(t, values, 0.9)
+    """ln(T(0.9) / t₁₀) (module docstring); NaN if the curve never reaches 0.9 or starts above 0.1."""
+    start = last_time_below_before(t, values, 0.1, first_time_at_least(t, values, 0.5))
+    end = first_time_at_least(t, values, 0.9)
     return math.log(end / start) if start > 0 else math.nan
 
 
@@ -65,6 +68,12 @@ class Phases:
     @property
     def width_over_plateau(self) -> float:
         return self.switch_width / self.plateau_length
+
+    @property
+    def plateau_ratio(self) -> float:
+        """T_IH / plateau start: ≥ 2 means the IH is half-learned only after the 4-gram has
+        been 90 % learned for at least as long again."""
+        return self.t_induction / self.plateau_start
 
 
 def detect_phases(t: np.ndarray, r_four_gram: np.ndarray, r_induction: np.ndarray) -> Phases:

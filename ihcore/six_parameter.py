@@ -139,6 +139,20 @@ def trainable_mask(config: RunConfig) -> torch.Tensor:
     return mask
 
 
+def output_function(config: RunConfig, theta: torch.Tensor, x: torch.Tensor):
+    """(outputs, trained): ``outputs`` maps the trained entries (P,) of the parameters
+    ``theta`` (6,) to the model's output f_θ on x (N,), the other entries held;
+    ``trained`` (P,) is their value in ``theta``."""
+    index = torch.nonzero(trainable_mask(config))[:, 0]
+
+    def outputs(trained: torch.Tensor) -> torch.Tensor:
+        full = theta.index_put((index,), trained)
+        u_A, u_B = forward(full[None], x, factorised=config.factorised, positional=config.positional)
+        return (u_A + u_B)[0]
+
+    return outputs, theta[index]
+
+
 def evaluation_times(config: RunConfig) -> np.ndarray:
     """Steps (ints, unique, from 0) at which a run is evaluated, log-spaced in time."""
     steps = int(round(config.time / config.lr))

@@ -253,3 +253,14 @@ def test_model_outputs_reproduce_the_model():
     tokens = torch.randn(4, 6, 1, dtype=torch.float64)
     outputs, flatten = laziness.model_outputs(model, tokens)
     torch.testing.assert_close(outputs(flatten(dict(model.named_parameters()))), model(tokens)[:, -1, 0])
+
+
+def test_output_function_moves_only_trained_parameters():
+    config = RunConfig(**SMALL)
+    x = gaussian(8, 10)
+    theta = torch.tensor([15.0, 0.3, 0.2, 0.4, 0.5, 0.6], dtype=torch.float64)
+    outputs, trained = six_parameter.output_function(config, theta, x)
+    assert trained.shape == (5,)  # p1 is frozen in layer-wise training
+    u_A, u_B = six_parameter.forward(theta[None], x)
+    torch.testing.assert_close(outputs(trained), (u_A + u_B)[0])
+    assert laziness.tangent_kernel(outputs, trained).shape == (8, 8)
