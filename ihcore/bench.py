@@ -13,7 +13,9 @@ import time
 import torch
 
 from ihcore.book import run_chapter
-from ihcore.chapters import CHAPTERS, FROM_SCRATCH
+from ihcore import six_parameter, stress_tests
+from ihcore.chapters import CHAPTERS, FROM_SCRATCH, WANG
+from ihcore.mixed_target import DiscreteMixedTarget, MixedTarget, discrete_progress_measure, progress_measure
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
 from ihcore.tasks import ItemLabelTask
 from ihcore.train import train
@@ -32,8 +34,30 @@ def time_training() -> float:
     return (time.perf_counter() - start) / TRAINING_STEPS
 
 
+def bench_wang() -> list[tuple[str, str]]:
+    """CPU seconds (one thread) of the Wang chapter's runs at its defaults."""
+    p = WANG.parameters.validate({})
+    torch.set_num_threads(1)
+    rows = []
+    for name, configs in six_parameter.chapter_runs(p).items():
+        start = time.process_time()
+        six_parameter.run_sweep(configs, progress_bar=False)
+        rows.append((f"wang: six-parameter runs `{name}` ({len(configs)}, batched; CPU)", f"{time.process_time() - start:.1f} s"))
+    continuous = MixedTarget(p.transformer_length, p.alpha, p.w_star, p.normalisation)
+    discrete = DiscreteMixedTarget(p.transformer_length, p.vocabulary, p.alpha)
+    for name, task, measure, width in [("Gaussian tokens", continuous, progress_measure(continuous), 1),
+                                       ("discrete tokens", discrete, discrete_progress_measure(discrete), p.vocabulary)]:
+        start = time.process_time()
+        stress_tests.train_transformer(task, measure, d_input=width, d_output=width, length=p.transformer_length,
+                                       steps=p.transformer_steps, lr=p.transformer_lr, seed=p.seed, progress=False)
+        rows.append((f"wang: spine transformer, Adam, {name}, {p.transformer_steps} steps (CPU)",
+                     f"{time.process_time() - start:.1f} s"))
+    return rows
+
+
 def main() -> None:
     rows = [("training step, from-scratch defaults (1 thread)", f"{1000 * time_training():.2f} ms")]
+    rows += bench_wang()
     for chapter in CHAPTERS.values():
         start = time.perf_counter()
         run_chapter(chapter, {})

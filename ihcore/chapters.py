@@ -73,7 +73,7 @@ WANG = Chapter(
             Parameter("sweep_sigma_decades", int, 4, "σ_init sweep: 1e-1, ..., 1e-k", 2, 8),
             Parameter("sweep_max_length", int, 128, "length sweep: L = 16, 32, ... up to this", 32, 512),
             Parameter("unnormalised_time", float, 2500.0, "time of the κ_L = 1 runs (L = 8, 16, 32)", 10.0, 100_000.0),
-            Parameter("transformer_steps", int, 1500, "Adam steps of the spine-transformer stress tests", 10, 100_000),
+            Parameter("transformer_steps", int, 1000, "Adam steps of the spine-transformer stress tests", 10, 100_000),
             Parameter("transformer_lr", float, 0.01, "Adam learning rate of the spine-transformer stress tests", 1e-5, 0.1),
             Parameter("transformer_length", int, 16, "sequence length of the spine-transformer stress tests", 8, 64),
             Parameter("vocabulary", int, 16, "vocabulary of the discrete-token stress test", 4, 256),

@@ -30,7 +30,7 @@ initialisation; joint training starts p1 small as well.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -240,6 +240,41 @@ def run_sweep(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
         for index, result in zip(indices, run_batch([configs[i] for i in indices], progress_bar)):
             results[index] = result
     return results
+
+
+SWEEP_ALPHAS = (0.2, 0.5, 0.8)
+UNNORMALISED_LENGTHS = (8, 16, 32)
+
+
+def chapter_runs(p) -> dict[str, list[RunConfig]]:
+    """The Wang chapter's runs from its validated parameters ``p`` (see ihcore.chapters.WANG).
+
+    ``default``: one run; ``half_lr``: the default at half the learning rate; ``grid``:
+    α* ∈ SWEEP_ALPHAS × σ_init ∈ {1e-1, ..., 1e-k} (α* major); ``length``: L = 16, 32, ...
+    ≤ sweep_max_length with κ_L = √(L−2); ``unnormalised``: L ∈ UNNORMALISED_LENGTHS with
+    κ_L = 1 (a longer time). Sweep runs use α* = 0.5 and σ_init = 1e-2 unless swept.
+    """
+    default = RunConfig(length=p.length, alpha=p.alpha, w_star=p.w_star, normalisation=p.normalisation,
+                        sigma_init=p.sigma_init, lr=p.lr, time=p.time, n_train=p.n_train, n_eval=p.n_eval,
+                        data_seed=p.seed)
+    sigmas = [10.0 ** -k for k in range(1, p.sweep_sigma_decades + 1)]
+    lengths = [2**k for k in range(4, int(math.log2(p.sweep_max_length)) + 1)]
+    sweep = replace(default, alpha=0.5, sigma_init=1e-2)
+    return {
+        "default": [default],
+        "half_lr": [replace(default, lr=p.lr / 2)],
+        "grid": [replace(default, alpha=a, sigma_init=s) for a in SWEEP_ALPHAS for s in sigmas],
+        "length": [replace(sweep, length=L, normalisation="sqrt") for L in lengths],
+        "unnormalised": [replace(sweep, length=L, normalisation="none", time=p.unnormalised_time)
+                         for L in UNNORMALISED_LENGTHS],
+    }
+
+
+def run_named(runs: dict[str, list[RunConfig]], progress_bar: bool | None = None) -> dict[str, list[dict]]:
+    """:func:`run_sweep` over every list at once (so runs of equal sizes batch together)."""
+    configs = [config for group in runs.values() for config in group]
+    results = iter(run_sweep(configs, progress_bar))
+    return {name: [next(results) for _ in group] for name, group in runs.items()}
 
 
 def run_one(config: RunConfig, progress_bar: bool | None = None) -> dict:

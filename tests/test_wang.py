@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ihcore import constructions, laziness, phases, six_parameter
+from ihcore import constructions, laziness, phases, six_parameter, stress_tests
 from ihcore.mixed_target import (
-    MixedTarget, four_gram, in_context_ngram, induction_head, progress, progress_measure, progress_regressors,
+    DiscreteMixedTarget, MixedTarget, discrete_progress_measure, four_gram, in_context_ngram, induction_head, progress, progress_measure, progress_regressors,
     sample_tokens,
 )
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
@@ -264,3 +264,49 @@ def test_output_function_moves_only_trained_parameters():
     u_A, u_B = six_parameter.forward(theta[None], x)
     torch.testing.assert_close(outputs(trained), (u_A + u_B)[0])
     assert laziness.tangent_kernel(outputs, trained).shape == (8, 8)
+
+
+# --- discrete tokens, stress-test rows, chapter runs ----------------------------------------
+
+
+def test_discrete_target_on_a_hand_made_sequence():
+    target = DiscreteMixedTarget(length=6, vocabulary=4, alpha=0.25, w_star=math.log(3))
+    ids = torch.tensor([[1, 2, 0, 1, 3, 1]])  # x_6 = 1 follows earlier 1s at s−1 = 1 and 4, i.e. s = 2 and 5
+    # s = 2..5 carry x_s = 2, 0, 1, 3 with weights ∝ 3, 1, 1, 3 (matches at s = 2 and 5)
+    expected = torch.zeros(4, dtype=torch.float64)
+    expected[1] = 0.25  # 4-gram x_{L−2} = x_4 = 1
+    for token, weight in zip([2, 0, 1, 3], [3, 1, 1, 3]):
+        expected[token] += 0.75 * weight / 8
+    torch.testing.assert_close(target.distribution(ids)[0], expected)
+
+
+def test_discrete_progress_of_the_target_itself_is_one():
+    target = DiscreteMixedTarget(length=12, vocabulary=8)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, tokens):
+            ids = tokens.argmax(-1)
+            return torch.log(target.distribution(ids)).float()[:, None].expand(-1, ids.shape[1], -1)
+
+    batch = target.sample(256, "train", torch.Generator().manual_seed(0))
+    values = discrete_progress_measure(target)(Oracle(), {"train": batch})
+    assert [values[k] for k in ("r_G", "r_M", "r_I")] == pytest.approx([1, 1, 1], abs=1e-4)
+
+
+def test_phase_row_reads_the_phase_structure():
+    row = stress_tests.phase_row("synthetic", T, {"r_G": LAZY, "r_I": SWITCH, "loss": 1 - 0.9 * SWITCH}, 0.5)
+    assert row["4-gram first"] and row["plateau"] and row["sharper switch"]
+    assert row["final / initial loss"] == pytest.approx(0.1, rel=1e-3)
+    swapped = stress_tests.phase_row("swapped", T, {"r_G": SWITCH, "r_I": LAZY, "loss": LAZY}, 0.5)
+    assert not swapped["4-gram first"] and not swapped["plateau"] and not swapped["sharper switch"]
+    table = stress_tests.markdown_table([row, swapped])
+    assert table.count("\n") == 3 and "✓" in table and "✗" in table
+
+
+def test_chapter_runs_cover_the_sweeps_at_the_defaults():
+    from ihcore.chapters import WANG
+
+    runs = six_parameter.chapter_runs(WANG.parameters.validate({}))
+    assert len(runs["grid"]) == 3 * 4 and [c.length for c in runs["length"]] == [16, 32, 64, 128]
+    assert {c.normalisation for c in runs["unnormalised"]} == {"none"}
+    assert runs["half_lr"][0].lr == runs["default"][0].lr / 2
