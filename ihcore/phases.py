@@ -2,7 +2,7 @@
 
 Inputs are curves sampled at increasing times t (E,) > 0 (except possibly t[0] = 0),
 with progress r(t) rising from 0 towards 1 (e.g. r_G for the 4-gram, r_I for the
-induction head, see :func:`ihcore.six_parameter.progress`). Definitions (wang.md §4.3,
+induction head, see :func:`ihcore.mixed_target.progress`). Definitions (wang.md §4.3,
 with the book's sharpness measure):
 
 * T(r, q)          first time r ≥ q (NaN if never).
@@ -12,8 +12,9 @@ with the book's sharpness measure):
 * plateau ratio    T_IH / T(r_G, 0.9).
 * log-rise         ln(T(r, 0.9) / t₁₀), t₁₀ the last time before T(r, 0.5) with r < 0.1: how
                    many e-folds of time the final 10 % → 90 % rise takes (noise that pokes
-                   above 10 % earlier does not count). A rise that escapes a saddle after a long wait is short on this
-                   scale; a rise that starts at t = 0 and keeps pace with t is long.
+                   above 10 % earlier does not count). A rise that escapes a saddle after
+                   a long wait is short on this scale; a rise that starts at t = 0 and
+                   keeps pace with t is long.
                    Sharpness ratio = log-rise(r_I) / log-rise(r_G): below 1, the switch to
                    the IH is sharper than the lazy 4-gram phase.
 """

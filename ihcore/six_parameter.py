@@ -170,7 +170,7 @@ def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
     first = configs[0]
     if any(c.shared() != first.shared() for c in configs):
         raise ValueError("run_batch needs configs that differ only in alpha and sigma_init")
-    targets = [MixedTarget(c.length, c.alpha, c.w_star, c.normalisation) for c in configs]
+    reference = MixedTarget(first.length, first.alpha, first.w_star, first.normalisation)  # κ_L, regressors
     generator = torch.Generator().manual_seed(first.data_seed)
     x_train, x_eval = (sample_tokens(n, first.length, generator) for n in (first.n_train, first.n_eval))
     alphas = torch.tensor([c.alpha for c in configs], dtype=torch.float64)
@@ -186,17 +186,17 @@ def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
     options = dict(factorised=first.factorised, positional=first.positional)
 
     def components(x):  # (2R, N) each: α* x_{L-2} and (1 − α*) κ IH₂
-        kappa, ih = targets[0].kappa, induction_head(x, first.w_star)
-        return alphas2[:, None] * four_gram(x)[None], ((1 - alphas2) * kappa)[:, None] * ih[None]
+        ih = induction_head(x, first.w_star)
+        return alphas2[:, None] * four_gram(x)[None], ((1 - alphas2) * reference.kappa)[:, None] * ih[None]
 
     train_four, train_ih = components(x_train)
     eval_four, eval_ih = components(x_eval)
-    regressors = progress_regressors(x_eval, targets[0])
-    frozen_z = {}
+    regressors = progress_regressors(x_eval, reference)
+    frozen_z = {}  # layer 1's output, computed once when layer 1 is frozen (shared by every run)
     if not first.joint:
-        with torch.no_grad():
-            frozen_z = {"train": previous_token_features(x_train, theta[:1, P1].detach().clone()).expand(2 * R, -1, -1),
-                        "eval": previous_token_features(x_eval, theta[:1, P1].detach().clone()).expand(2 * R, -1, -1)}
+        p1 = theta[:1, P1].detach()
+        frozen_z = {split: previous_token_features(x, p1).expand(2 * R, -1, -1)
+                    for split, x in (("train", x_train), ("eval", x_eval))}
 
     eval_steps = evaluation_times(first)
     evaluate_at = set(eval_steps.tolist())
