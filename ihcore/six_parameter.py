@@ -40,6 +40,7 @@ from ihcore.mixed_target import MixedTarget, four_gram, induction_head, progress
 from ihcore.train import progress_enabled
 
 PARAMETERS = ("p1", "pA", "vA", "vB", "w_Q", "w_K")
+TARGET_PARTS = ("both", "four_gram", "induction")
 P1, PA, VA, VB, WQ, WK = range(6)
 IDEAL_P1 = 15.0  # weight ≥ 1 − 1e-6 on the previous token
 
@@ -114,6 +115,7 @@ class RunConfig:
     n_eval: int = 4096
     n_evals: int = 200  # evaluations, log-spaced in time
     data_seed: int = 0
+    target_part: str = "both"  # or one weighted component alone: "four_gram", "induction"
 
     def shared(self) -> tuple:
         """The fields a batch of runs must share (all but alpha and sigma_init)."""
@@ -170,6 +172,8 @@ def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
     first = configs[0]
     if any(c.shared() != first.shared() for c in configs):
         raise ValueError("run_batch needs configs that differ only in alpha and sigma_init")
+    if first.target_part not in TARGET_PARTS:
+        raise ValueError(f"target_part must be one of {TARGET_PARTS}, got {first.target_part!r}")
     reference = MixedTarget(first.length, first.alpha, first.w_star, first.normalisation)  # κ_L, regressors
     generator = torch.Generator().manual_seed(first.data_seed)
     x_train, x_eval = (sample_tokens(n, first.length, generator) for n in (first.n_train, first.n_eval))
@@ -185,9 +189,12 @@ def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
     mask[R:, WQ] = mask[R:, WK] = 0.0
     options = dict(factorised=first.factorised, positional=first.positional)
 
-    def components(x):  # (2R, N) each: α* x_{L-2} and (1 − α*) κ IH₂
+    keep_four, keep_induction = (float(first.target_part != part) for part in ("induction", "four_gram"))
+
+    def components(x):  # (2R, N) each: α* x_{L-2} and (1 − α*) κ IH₂, unless switched off
         ih = induction_head(x, first.w_star)
-        return alphas2[:, None] * four_gram(x)[None], ((1 - alphas2) * reference.kappa)[:, None] * ih[None]
+        four = keep_four * alphas2[:, None] * four_gram(x)[None]
+        return four, keep_induction * ((1 - alphas2) * reference.kappa)[:, None] * ih[None]
 
     train_four, train_ih = components(x_train)
     eval_four, eval_ih = components(x_eval)
@@ -252,7 +259,8 @@ def chapter_runs(p) -> dict[str, list[RunConfig]]:
     ``default``: one run; ``half_lr``: the default at half the learning rate; ``grid``:
     α* ∈ SWEEP_ALPHAS × σ_init ∈ {1e-1, ..., 1e-k} (α* major); ``length``: L = 16, 32, ...
     ≤ sweep_max_length with κ_L = √(L−2); ``unnormalised``: L ∈ UNNORMALISED_LENGTHS with
-    κ_L = 1 (a longer time). Sweep runs use α* = 0.5 and σ_init = 1e-2 unless swept.
+    κ_L = 1 (a longer time); ``decoupling``: the default on each weighted component alone
+    (4-gram, then induction head). Sweep runs use α* = 0.5 and σ_init = 1e-2 unless swept.
     """
     default = RunConfig(length=p.length, alpha=p.alpha, w_star=p.w_star, normalisation=p.normalisation,
                         sigma_init=p.sigma_init, lr=p.lr, time=p.time, n_train=p.n_train, n_eval=p.n_eval,
@@ -267,6 +275,7 @@ def chapter_runs(p) -> dict[str, list[RunConfig]]:
         "length": [replace(sweep, length=L, normalisation="sqrt") for L in lengths],
         "unnormalised": [replace(sweep, length=L, normalisation="none", time=p.unnormalised_time)
                          for L in UNNORMALISED_LENGTHS],
+        "decoupling": [replace(default, target_part=part) for part in ("four_gram", "induction")],
     }
 
 

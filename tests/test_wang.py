@@ -310,3 +310,15 @@ def test_chapter_runs_cover_the_sweeps_at_the_defaults():
     assert len(runs["grid"]) == 3 * 4 and [c.length for c in runs["length"]] == [16, 32, 64, 128]
     assert {c.normalisation for c in runs["unnormalised"]} == {"none"}
     assert runs["half_lr"][0].lr == runs["default"][0].lr / 2
+
+
+def test_a_run_on_one_component_sees_only_that_component():
+    # at σ_init = 1e-8 the model outputs ≈ 0, so the first evaluated loss is ½ mean(target²) on the eval sample
+    generator = torch.Generator().manual_seed(0)
+    _, x_eval = sample_tokens(64, 10, generator), sample_tokens(64, 10, generator)
+    four, induction = MixedTarget(length=10).components(x_eval)
+    for part, target in [("four_gram", four), ("induction", induction), ("both", four + induction)]:
+        result = six_parameter.run_one(RunConfig(**SMALL, sigma_init=1e-8, target_part=part), progress_bar=False)
+        assert result["loss"][0] == pytest.approx(0.5 * target.pow(2).mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="target_part"):
+        six_parameter.run_one(RunConfig(**SMALL, target_part="bigram"))
