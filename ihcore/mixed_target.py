@@ -19,6 +19,11 @@ L-dependence of the dynamics would mostly measure this shrinking scale. The defa
 ``normalisation="sqrt"`` sets κ_L = √(L−2): at w* = 0, κ_L IH₂ is then exactly N(0, 1),
 like the 4-gram, and the selective part is O(w*) for every L, so both components keep
 unit scale and α* alone sets their relative weight. ``"none"`` gives κ_L = 1.
+
+**Progress** (:func:`progress`): a model's outputs are regressed on the 4-gram, the
+context mean and the selective part IH₂ − mean; each coefficient over its value in the
+target says how much of that mechanism is learned (1 = all). :class:`DiscreteMixedTarget`
+is the same target on one-hot tokens with a cross-entropy loss.
 """
 
 from __future__ import annotations
@@ -141,7 +146,7 @@ def progress(outputs: torch.Tensor, regressors: torch.Tensor, alphas: torch.Tens
     outputs (R, N) are fitted as c_G g1 + c_M g2 + c_S g3 (+ c_k g_k for further columns of
     ``regressors`` (N, K ≥ 3), nuisance terms such as an intercept); no implicit intercept.
     """
-    coefficients = torch.linalg.lstsq(regressors, outputs.T).solution.T  # (R, 3)
+    coefficients = torch.linalg.lstsq(regressors, outputs.T).solution.T  # (R, K)
     return {"r_G": coefficients[:, 0] / alphas, "r_M": coefficients[:, 1] / (1 - alphas),
             "r_I": coefficients[:, 2] / (1 - alphas)}
 
