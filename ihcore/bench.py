@@ -1,4 +1,4 @@
-"""``make bench``: wall times on this machine, printed as a Markdown table.
+"""``make bench``: wall and CPU times on this machine, printed as a Markdown table.
 
 Measures the training loop alone (the from-scratch chapter's default model and task, one
 thread) and each chapter executed end to end at its defaults (kernel start included).
@@ -12,9 +12,11 @@ import time
 
 import torch
 
+from ihcore import six_parameter, stress_tests
 from ihcore.book import run_chapter
-from ihcore.chapters import CHAPTERS, FROM_SCRATCH, MUSAT, SINGH
+from ihcore.chapters import CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, WANG
 from ihcore.minimal_runs import run_minimal
+from ihcore.mixed_target import DiscreteMixedTarget, MixedTarget, discrete_progress_measure, progress_measure
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
 from ihcore.reduced import flow_sweep_configs, run_flow_config, three_parameter_flow
 from ihcore.subcircuits import CONDITIONS, RunConfig, run_one, run_sweep
@@ -79,9 +81,31 @@ def bench_singh() -> list[tuple[str, str]]:
     return rows
 
 
+def bench_wang() -> list[tuple[str, str]]:
+    """CPU seconds (one thread) of the Wang chapter's runs at its defaults."""
+    p = WANG.parameters.validate({})
+    torch.set_num_threads(1)
+    rows = []
+    for name, configs in six_parameter.chapter_runs(p).items():
+        start = time.process_time()
+        six_parameter.run_sweep(configs, progress_bar=False)
+        rows.append((f"wang: six-parameter runs `{name}` ({len(configs)}, batched; CPU)", f"{time.process_time() - start:.1f} s"))
+    continuous = MixedTarget(p.transformer_length, p.alpha, p.w_star, p.normalisation)
+    discrete = DiscreteMixedTarget(p.transformer_length, p.vocabulary, p.alpha)
+    for name, task, measure, width in [("Gaussian tokens", continuous, progress_measure(continuous), 1),
+                                       ("discrete tokens", discrete, discrete_progress_measure(discrete), p.vocabulary)]:
+        start = time.process_time()
+        stress_tests.train_transformer(task, measure, d_input=width, d_output=width, length=p.transformer_length,
+                                       steps=p.transformer_steps, lr=p.transformer_lr, seed=p.seed, progress=False)
+        rows.append((f"wang: spine transformer, Adam, {name}, {p.transformer_steps} steps (CPU)",
+                     f"{time.process_time() - start:.1f} s"))
+    return rows
+
+
 def main() -> None:
     rows = [("training step, from-scratch defaults (1 thread)", f"{1000 * time_training():.2f} ms")]
     rows += bench_musat()
+    rows += bench_wang()
     rows += bench_singh()
     for chapter in CHAPTERS.values():
         start = time.perf_counter()

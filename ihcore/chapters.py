@@ -125,6 +125,39 @@ SINGH = Chapter(
     ),
 )
 
+WANG = Chapter(
+    slug="wang",
+    notebook="chapters/wang.ipynb",
+    title="Wang, Yu, E, Wu: lazy to rich — the 4-gram plateau and the snap to an induction head",
+    parameters=ParameterSpec(
+        (
+            SEED,
+            Parameter("length", int, 32, "sequence length L of the default run", 8, 256),
+            Parameter("alpha", float, 0.5, "weight α* of the 4-gram in the mixed target", 0.05, 0.95),
+            Parameter("w_star", float, 0.5, "key-query weight w* of the induction-head target", 0.05, 2.0),
+            Parameter("normalisation", str, "sqrt", "IH scale κ_L: 'sqrt' = √(L−2), 'none' = 1", choices=("sqrt", "none")),
+            Parameter("sigma_init", float, 0.01, "initial value of every trained parameter (default run)", 1e-8, 0.5),
+            Parameter("lr", float, 1.0, "gradient-descent learning rate (time t = lr · steps)", 1e-3, 2.0),
+            Parameter("time", float, 700.0, "gradient-flow time of each six-parameter run", 10.0, 100_000.0),
+            Parameter("n_train", int, 1024, "Monte Carlo training sequences (full batch)", 64, 65_536),
+            Parameter("n_eval", int, 1024, "independent evaluation sequences", 64, 65_536),
+            Parameter("sweep_sigma_decades", int, 4, "σ_init sweep: 1e-1, ..., 1e-k", 2, 8),
+            Parameter("sweep_max_length", int, 128, "length sweep: L = 16, 32, ... up to this", 32, 512),
+            Parameter("unnormalised_time", float, 2500.0, "time of the κ_L = 1 runs (L = 8, 16, 32)", 10.0, 100_000.0),
+            Parameter("transformer_steps", int, 1000, "Adam steps of the spine-transformer stress tests", 10, 100_000),
+            Parameter("transformer_lr", float, 0.01, "Adam learning rate of the spine-transformer stress tests", 1e-5, 0.1),
+            Parameter("transformer_length", int, 16, "sequence length of the spine-transformer stress tests", 8, 64),
+            Parameter("vocabulary", int, 16, "vocabulary of the discrete-token stress test", 4, 256),
+            Parameter("max_heads", int, 8, "IH_n construction: first-layer heads H = 1..max_heads", 4, 16),
+            SHOW_PROGRESS,
+        ),
+        checks=(
+            (lambda p: p.time / p.lr >= 10, "time / lr (the number of steps) must be >= 10"),
+            (lambda p: p.unnormalised_time / p.lr >= 10, "unnormalised_time / lr must be >= 10"),
+        ),
+    ),
+)
+
 INTRODUCTION = Chapter(
     slug="introduction",
     notebook="chapters/introduction.ipynb",
@@ -133,7 +166,7 @@ INTRODUCTION = Chapter(
 )
 
 CHAPTERS: dict[str, Chapter] = {
-    chapter.slug: chapter for chapter in (FROM_SCRATCH, MUSAT, SINGH, INTRODUCTION)
+    chapter.slug: chapter for chapter in (FROM_SCRATCH, MUSAT, WANG, SINGH, INTRODUCTION)
 }
 
 
