@@ -151,6 +151,38 @@ def emergence_times(times: np.ndarray, theta: np.ndarray, thresholds=(0.5, 0.1))
     }
 
 
+def crossing_times(times: np.ndarray, values: np.ndarray, levels) -> np.ndarray:
+    """(C, K) first time each column of ``values`` (S, K) reaches each of the C ``levels``; NaN if never.
+
+    ``times`` (S,); each entry is :func:`emergence_time`. Pass ``np.abs(values)`` for the
+    first time a coefficient passes a level in absolute value.
+    """
+    values = np.asarray(values)
+    return np.array([[emergence_time(times, values[:, k], c) for k in range(values.shape[1])] for c in levels])
+
+
+def order_holds(crossings: np.ndarray) -> np.ndarray:
+    """(C,) bool: T_gamma3 < T_beta2 < T_alpha3 in each row of ``crossings`` (C, 3), columns in
+    ``KEY_COEFFICIENTS`` order (alpha3, beta2, gamma3); False where a time is NaN (never reached)."""
+    t = np.asarray(crossings)
+    return (t[:, 2] < t[:, 1]) & (t[:, 1] < t[:, 0])
+
+
+def longest_run(levels, holds) -> tuple[float, float]:
+    """(lowest, highest) level of the longest run of consecutive ``levels`` (C,) where ``holds`` (C,) is True;
+    (NaN, NaN) if it never holds."""
+    best, start = (0, None), None
+    for i, ok in enumerate(list(holds) + [False]):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            if i - start > best[0]:
+                best = (i - start, start)
+            start = None
+    length, first = best
+    return (float(levels[first]), float(levels[first + length - 1])) if length else (float("nan"), float("nan"))
+
+
 def flow_sweep_configs(n_list, tau_factor: float = 40.0) -> list[dict]:
     """One configuration per context length N for the closed-form sweep (independent runs)."""
     return [{"n_pairs": n, "tau_max": tau_factor * n**2, "stop_alpha3": 1.0} for n in n_list]

@@ -10,8 +10,8 @@ from ihcore.disentangled import DisentangledConfig, DisentangledTransformer
 from ihcore.minimal_runs import run_minimal
 from ihcore.musat_tasks import ContinuousTask
 from ihcore.reduced import (
-    CoefficientModel, emergence_time, loglog_slope, run_flow_config, flow_sweep_configs, three_parameter_flow,
-    three_parameter_gradient, three_parameter_loss,
+    CoefficientModel, crossing_times, emergence_time, loglog_slope, longest_run, order_holds, run_flow_config,
+    flow_sweep_configs, three_parameter_flow, three_parameter_gradient, three_parameter_loss,
 )
 from ihcore.subspace import KEY_COEFFICIENTS
 
@@ -95,3 +95,32 @@ def test_emergence_time_interpolates_and_is_nan_if_never_reached():
     assert emergence_time(times, np.array([0.0, 0.2, 0.6]), 0.4) == pytest.approx(1.5)
     assert math.isnan(emergence_time(times, np.array([0.0, 0.1, 0.2]), 0.5))
     assert loglog_slope([1, 2, 4], [3, 12, 48]) == pytest.approx(2.0)
+
+
+def test_crossing_times_per_level_and_column_nan_if_never():
+    times = np.array([0.0, 1.0, 2.0, 3.0])
+    values = np.array([[0.0, 0.0], [0.2, -0.4], [0.6, -0.8], [1.0, -0.2]])
+    crossings = crossing_times(times, values, [0.1, 0.5])
+    assert crossings.shape == (2, 2)
+    assert crossings[:, 0] == pytest.approx([0.5, 1.75])
+    assert np.isnan(crossings[:, 1]).all()  # a negative coefficient never reaches a positive level
+    assert crossing_times(times, np.abs(values), [0.5])[0, 1] == pytest.approx(1.25)  # |value| passes 0.5 at 1.25
+
+
+def test_order_holds_only_for_gamma3_then_beta2_then_alpha3():
+    # columns alpha3, beta2, gamma3
+    crossings = np.array([[3.0, 2.0, 1.0], [2.0, 3.0, 1.0], [3.0, 1.0, 2.0], [np.nan, 2.0, 1.0], [2.0, 2.0, 1.0]])
+    assert order_holds(crossings).tolist() == [True, False, False, False, False]
+
+
+def test_longest_run_of_levels_where_the_order_holds():
+    levels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    assert longest_run(levels, [True, False, True, True, True, False]) == (0.3, 0.5)
+    assert longest_run(levels, [True] * 6) == (0.1, 0.6)
+    assert all(math.isnan(x) for x in longest_run(levels, [False] * 6))
+
+
+def test_closed_form_order_holds_at_every_threshold_at_small_n():
+    flow = three_parameter_flow(4, 200.0)
+    levels = np.linspace(0.05, 1.0, 20)
+    assert order_holds(crossing_times(flow.tau, flow.theta, levels)).all()
