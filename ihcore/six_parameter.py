@@ -36,7 +36,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ihcore.mixed_target import MixedTarget, four_gram, induction_head, progress, progress_regressors, sample_tokens
+from ihcore.mixed_target import (
+    MixedTarget, four_gram, induction_head, normalisation_factor, progress, progress_regressors, sample_tokens,
+)
 from ihcore.train import progress_enabled
 
 PARAMETERS = ("p1", "pA", "vA", "vB", "w_Q", "w_K")
@@ -90,16 +92,29 @@ def forward(
     return u_A, u_B
 
 
+def ratios_to_exact(result: dict) -> dict[str, float]:
+    """A run's last evaluated vA/α*, vB/((1 − α*)κ_L) and w_KQ/w* (w_KQ = w_Q w_K, or w_Q when
+    not factorised): each is 1 at the exact solution. ``result`` as from :func:`run_batch`."""
+    config, theta = result["config"], result["theta"][-1]
+    kappa = normalisation_factor(config.length, config.normalisation)
+    w_kq = theta[WQ] * theta[WK] if config.factorised else theta[WQ]
+    return {"vA": float(theta[VA] / config.alpha), "vB": float(theta[VB] / ((1 - config.alpha) * kappa)),
+            "w_KQ": float(w_kq / config.w_star)}
+
+
 def exact_solution(target: MixedTarget, slope: float = 50.0) -> torch.Tensor:
     """(1, 6) parameters of the exact solution, with slopes ``slope`` for p1, pA (→ ∞)."""
     theta = [slope, slope, target.alpha, (1 - target.alpha) * target.kappa, target.w_star, 1.0]
     return torch.tensor([theta], dtype=torch.float64)
 
 
+PER_RUN_FIELDS = ("alpha", "sigma_init", "init_seed")  # the RunConfig fields runs of one batch may differ in
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run of the six-parameter model. Runs that share everything except
-    ``alpha`` and ``sigma_init`` are trained together as one batched computation."""
+    ``alpha``, ``sigma_init`` and ``init_seed`` are trained together as one batched computation."""
 
     length: int = 32
     alpha: float = 0.5
@@ -116,16 +131,22 @@ class RunConfig:
     n_evals: int = 200  # evaluations, log-spaced in time
     data_seed: int = 0
     target_part: str = "both"  # or one weighted component alone: "four_gram", "induction"
+    init_seed: int | None = None  # None: trained parameters start at +σ_init; else N(0, σ_init²) draws
 
     def shared(self) -> tuple:
-        """The fields a batch of runs must share (all but alpha and sigma_init)."""
-        return tuple(v for k, v in asdict(self).items() if k not in ("alpha", "sigma_init"))
+        """The fields a batch of runs must share (all but alpha, sigma_init and init_seed)."""
+        return tuple(v for k, v in asdict(self).items() if k not in PER_RUN_FIELDS)
 
 
 def initial_parameters(configs: list[RunConfig]) -> torch.Tensor:
-    """(R, 6): every trained parameter at +σ_init; layer-wise runs get p1 = IDEAL_P1."""
+    """(R, 6): every trained parameter at +σ_init, or, for a run with an ``init_seed``,
+    drawn i.i.d. N(0, σ_init²) (random signs) from a generator seeded with it; layer-wise
+    runs get p1 = IDEAL_P1."""
     theta = torch.tensor([[c.sigma_init] * 6 for c in configs], dtype=torch.float64)
     for r, c in enumerate(configs):
+        if c.init_seed is not None:
+            generator = torch.Generator().manual_seed(c.init_seed)
+            theta[r] = c.sigma_init * torch.randn(6, generator=generator, dtype=torch.float64)
         if not c.joint:
             theta[r, P1] = IDEAL_P1 if c.positional == "linear" else math.sqrt(IDEAL_P1)
         if not c.factorised:
@@ -171,7 +192,7 @@ def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
     """
     first = configs[0]
     if any(c.shared() != first.shared() for c in configs):
-        raise ValueError("run_batch needs configs that differ only in alpha and sigma_init")
+        raise ValueError(f"run_batch needs configs that differ only in {', '.join(PER_RUN_FIELDS)}")
     if first.target_part not in TARGET_PARTS:
         raise ValueError(f"target_part must be one of {TARGET_PARTS}, got {first.target_part!r}")
     reference = MixedTarget(first.length, first.alpha, first.w_star, first.normalisation)  # κ_L, regressors
@@ -251,6 +272,7 @@ def run_sweep(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
 
 SWEEP_ALPHAS = (0.2, 0.5, 0.8)
 UNNORMALISED_LENGTHS = (8, 16, 32)
+RESTARTS = 12  # random initialisations of the default run
 
 
 def chapter_runs(p) -> dict[str, list[RunConfig]]:
@@ -260,7 +282,9 @@ def chapter_runs(p) -> dict[str, list[RunConfig]]:
     α* ∈ SWEEP_ALPHAS × σ_init ∈ {1e-1, ..., 1e-k} (α* major); ``length``: L = 16, 32, ...
     ≤ sweep_max_length with κ_L = √(L−2); ``unnormalised``: L ∈ UNNORMALISED_LENGTHS with
     κ_L = 1 (a longer time); ``decoupling``: the default on each weighted component alone
-    (4-gram, then induction head). Sweep runs use α* = 0.5 and σ_init = 1e-2 unless swept.
+    (4-gram, then induction head); ``restarts``: the default from RESTARTS random
+    initialisations N(0, σ_init²) (init seeds RESTARTS·seed + k). Sweep runs use α* = 0.5
+    and σ_init = 1e-2 unless swept.
     """
     default = RunConfig(length=p.length, alpha=p.alpha, w_star=p.w_star, normalisation=p.normalisation,
                         sigma_init=p.sigma_init, lr=p.lr, time=p.time, n_train=p.n_train, n_eval=p.n_eval,
@@ -276,6 +300,7 @@ def chapter_runs(p) -> dict[str, list[RunConfig]]:
         "unnormalised": [replace(sweep, length=L, normalisation="none", time=p.unnormalised_time)
                          for L in UNNORMALISED_LENGTHS],
         "decoupling": [replace(default, target_part=part) for part in ("four_gram", "induction")],
+        "restarts": [replace(default, init_seed=RESTARTS * p.seed + k) for k in range(RESTARTS)],
     }
 
 

@@ -163,6 +163,34 @@ def test_layer_wise_training_keeps_layer_one_and_the_lazy_twin_has_no_dot_produc
     assert (result["loss_lazy"] >= result["loss"] - 1e-12).all()  # the twin can only do worse here
 
 
+def test_random_initialisations_have_random_signs_and_train_together():
+    configs = [RunConfig(sigma_init=0.01, init_seed=k, **SMALL) for k in range(8)]
+    theta = six_parameter.initial_parameters(configs + [RunConfig(sigma_init=0.01, **SMALL)])
+    drawn = theta[:8, 1:]  # p1 is layer 1's, frozen at IDEAL_P1
+    assert (theta[:, six_parameter.P1] == six_parameter.IDEAL_P1).all()
+    assert (drawn > 0).any() and (drawn < 0).any() and drawn.abs().max() < 0.05
+    assert drawn.std().item() == pytest.approx(0.01, rel=0.3)
+    assert (theta[8, 1:] == 0.01).all()  # no init_seed: every trained parameter at +σ_init
+    torch.testing.assert_close(six_parameter.initial_parameters(configs[:1])[0], theta[0])  # reproducible
+    results = six_parameter.run_sweep(configs[:2], progress_bar=False)
+    np.testing.assert_allclose(results[1]["theta"][0], theta[1].numpy())  # batched, each from its own start
+    assert not np.allclose(results[0]["loss"], results[1]["loss"])
+
+
+def test_ratios_to_exact_are_one_at_the_exact_solution():
+    config = RunConfig(length=12, alpha=0.3, w_star=0.7)
+    theta = six_parameter.exact_solution(MixedTarget(12, 0.3, 0.7)).numpy()
+    assert six_parameter.ratios_to_exact({"config": config, "theta": theta}) == pytest.approx(
+        {"vA": 1.0, "vB": 1.0, "w_KQ": 1.0})
+    theta[0, six_parameter.WQ] *= -1  # one factor's sign flipped: w_KQ = −w*
+    theta[0, six_parameter.VB] *= 2
+    ratios = six_parameter.ratios_to_exact({"config": config, "theta": theta})
+    assert ratios["w_KQ"] == pytest.approx(-1.0) and ratios["vB"] == pytest.approx(2.0)
+    unfactorised = RunConfig(length=12, alpha=0.3, w_star=0.7, factorised=False)
+    theta[0, six_parameter.WK] = 5.0  # unused when w_KQ is one parameter
+    assert six_parameter.ratios_to_exact({"config": unfactorised, "theta": theta})["w_KQ"] == pytest.approx(-1.0)
+
+
 def test_run_batch_refuses_runs_of_different_sizes():
     with pytest.raises(ValueError, match="differ only"):
         six_parameter.run_batch([RunConfig(**SMALL), RunConfig(**{**SMALL, "length": 12})])
@@ -310,6 +338,9 @@ def test_chapter_runs_cover_the_sweeps_at_the_defaults():
     assert len(runs["grid"]) == 3 * 4 and [c.length for c in runs["length"]] == [16, 32, 64, 128]
     assert {c.normalisation for c in runs["unnormalised"]} == {"none"}
     assert runs["half_lr"][0].lr == runs["default"][0].lr / 2
+    restarts = runs["restarts"]
+    assert len({c.init_seed for c in restarts}) == len(restarts) == six_parameter.RESTARTS
+    assert all(c.shared() == runs["default"][0].shared() for c in restarts)  # batched with the default run
 
 
 def test_a_run_on_one_component_sees_only_that_component():
