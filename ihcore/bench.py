@@ -1,8 +1,11 @@
 """``make bench``: wall and CPU times on this machine, printed as a Markdown table.
 
 Measures the training loop alone (the from-scratch chapter's default model and task, one
-thread) and each chapter executed end to end at its defaults (kernel start included).
-Speed targets are checked here, not in timed tests.
+thread), each study's own runs (Musat: full vs reduced models and the closed-form N sweep;
+Wang: the batched six-parameter sweeps; Singh: the baseline's time to its phase change and
+the clamp runs), and each chapter executed end to end at its defaults (kernel start
+included). Each row says whether it is wall time, CPU time or a ratio. Speed targets are
+checked here, not in timed tests.
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ def main() -> None:
         run_chapter(chapter, {})
         rows.append((f"chapter `{chapter.slug}` at defaults (papermill)", f"{time.perf_counter() - start:.1f} s"))
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}\n")
-    print("| what | wall time |\n|---|---|")
+    print("| what | time |\n|---|---|")
     for what, value in rows:
         print(f"| {what} | {value} |")
 
