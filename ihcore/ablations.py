@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ihcore.hooks import ablate_heads, replace
+from ihcore.hooks import ablate_heads, other_heads, replace
 from ihcore.measures import accuracy, induction_score
 from ihcore.tasks import Batch
 
@@ -27,24 +27,20 @@ def accuracy_without(model, batch: Batch, removed: Mapping[int, Sequence[int]]) 
         return accuracy(model(batch.tokens), batch)
 
 
-def _others(n_heads: int, kept: Sequence[int]) -> list[int]:
-    return [h for h in range(n_heads) if h not in kept]
-
-
 def single_head_ablations(model, batch: Batch, layer: int) -> dict[str, np.ndarray]:
     """Accuracy of ``layer``'s heads, one at a time: ``removed`` (H,) with head h ablated,
     ``only`` (H,) with every head but h ablated."""
     H = model.config.n_heads
     return {
         "removed": np.array([accuracy_without(model, batch, {layer: [h]}) for h in range(H)]),
-        "only": np.array([accuracy_without(model, batch, {layer: _others(H, [h])}) for h in range(H)]),
+        "only": np.array([accuracy_without(model, batch, {layer: other_heads(H, [h])}) for h in range(H)]),
     }
 
 
 def heads_added_back(model, batch: Batch, layer: int, order: Sequence[int]) -> np.ndarray:
     """(len(order) + 1,) accuracy with the first k heads of ``order`` active in ``layer``, k = 0..len(order)."""
     H = model.config.n_heads
-    return np.array([accuracy_without(model, batch, {layer: _others(H, order[:k])}) for k in range(len(order) + 1)])
+    return np.array([accuracy_without(model, batch, {layer: other_heads(H, order[:k])}) for k in range(len(order) + 1)])
 
 
 def wiring(model, batch: Batch, source_layer: int = 0, target_layer: int = 1) -> dict[str, np.ndarray]:
@@ -59,9 +55,9 @@ def wiring(model, batch: Batch, source_layer: int = 0, target_layer: int = 1) ->
     scores = np.zeros((H, H))
     name = f"layer{target_layer}.attn.pattern"
     for source in range(H):
-        removed_source = {source_layer: _others(H, [source])}
+        removed_source = {source_layer: other_heads(H, [source])}
         for target in range(H):
-            pair_accuracy[target, source] = accuracy_without(model, batch, {**removed_source, target_layer: _others(H, [target])})
+            pair_accuracy[target, source] = accuracy_without(model, batch, {**removed_source, target_layer: other_heads(H, [target])})
         fns = {f"layer{source_layer}.head_out": ablate_heads(removed_source[source_layer])}
         with torch.no_grad(), model.hooks(fns):
             _, cache = model.run_with_cache(batch.tokens, names=[name])

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ihcore.hooks import HookFn, ablate_heads, replace
+from ihcore.hooks import HookFn, ablate_heads, other_heads, replace
 from ihcore.tasks import Batch
 
 HookSpec = Mapping[str, HookFn | Sequence[HookFn]]
@@ -107,8 +107,7 @@ def heads_off(layer: int, heads: Sequence[int], name: str = "") -> Clamp:
 
 def only_heads(layer: int, heads: Sequence[int], n_heads: int, name: str = "") -> Clamp:
     """Keep only ``heads`` of ``layer`` (of ``n_heads``); the others are removed."""
-    others = [h for h in range(n_heads) if h not in heads]
-    return heads_off(layer, others, name or f"layer {layer} only heads {list(heads)}")
+    return heads_off(layer, other_heads(n_heads, heads), name or f"layer {layer} only heads {list(heads)}")
 
 
 def previous_token_pattern(batch: Batch) -> torch.Tensor:

@@ -126,6 +126,11 @@ def replace(
     return fn
 
 
+def other_heads(n_heads: int, kept: Sequence[int]) -> list[int]:
+    """The heads 0..n_heads-1 not in ``kept``: what :func:`ablate_heads` removes to keep only ``kept``."""
+    return [h for h in range(n_heads) if h not in kept]
+
+
 def ablate_heads(heads: Sequence[int], head_dim: int = 2) -> HookFn:
     """Hook that zeroes the given heads of a per-head activation.
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ihcore.tasks import Batch
+from ihcore.tasks import Batch, query_cross_entropy
 
 
 def rotate(vectors: torch.Tensor) -> torch.Tensor:
@@ -161,4 +161,4 @@ class TokenTask:
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Cross-entropy of the readout at the query position; logits (B, T, n_tokens)."""
-        return F.cross_entropy(logits[:, -1], batch.target)
+        return query_cross_entropy(logits, batch)

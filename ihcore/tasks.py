@@ -73,6 +73,11 @@ class Batch:
         return [f"{kind}{i + 1}" for i in range(self.n_pairs) for kind in "xy"] + ["xq"]
 
 
+def query_cross_entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Mean cross-entropy of the readout at the query (last) position; logits (B, T, n_labels)."""
+    return F.cross_entropy(logits[:, -1], batch.target)
+
+
 @dataclass(frozen=True)
 class ItemLabelTask:
     """Sampler of item–label sequences; ``seed`` fixes the prototypes and class labels."""
@@ -195,7 +200,7 @@ class ItemLabelTask:
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Cross-entropy of the readout at the query position; logits (B, T, n_labels)."""
-        return F.cross_entropy(logits[:, -1], batch.target)
+        return query_cross_entropy(logits, batch)
 
     def _bursty_classes(self, B: int, K: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         """Contexts cycling through n_context_classes distinct classes, the query's among them.
