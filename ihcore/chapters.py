@@ -13,6 +13,10 @@ from ihcore.params import Parameter, ParameterError, ParameterSpec
 
 SEED = Parameter("seed", int, 0, "base seed: init, data and evaluation seeds derive from it", 0, 2**31 - 1)
 SHOW_PROGRESS = Parameter("show_progress", bool, True, "tqdm progress bars (always off under CI)")
+DEVICE = Parameter(
+    "device", str, "cpu", "where tensors live: 'cpu' (checked by CI), 'cuda', or 'auto' (cuda if available)",
+    choices=("cpu", "cuda", "auto"),
+)
 
 
 @dataclass(frozen=True)
