@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -199,23 +200,38 @@ def load_claims(directory: Path | str | None = None) -> list[Claim]:
     return claims
 
 
-def claims_markdown(claims: list[Claim]) -> str:
-    """A Markdown table of claims with a summary line of verdict counts."""
+def verdict_counts(claims: list[Claim]) -> str:
+    """``"n claims: a reproduced, b partly, c not reproduced"``."""
+    counts = ", ".join(f"{sum(c.verdict == verdict for c in claims)} {verdict}" for verdict in VERDICTS)
+    return f"{len(claims)} claim{'s' if len(claims) != 1 else ''}: {counts}"
+
+
+def claims_markdown(claims: list[Claim], chapter_names: Mapping[str, str] | None = None) -> str:
+    """The claims as Markdown: a summary line of verdict counts, then one table per chapter.
+
+    Each chapter's table starts with its own counts and has four columns (claim, the
+    statement checked with its source, the measured value against the rule, the verdict
+    with a link to the figure behind it), narrow enough for the book's page.
+    ``chapter_names`` maps a chapter slug to the Markdown that names it (e.g. a link);
+    chapters come in its order, then any others in the order of ``claims``.
+    """
     if not claims:
         return "*No chapter has recorded claims yet.*"
-    counts = {verdict: sum(c.verdict == verdict for c in claims) for verdict in VERDICTS}
-    summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-    rows = [
-        "| chapter | claim | source | statement checked | measured | rule | verdict |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for c in claims:
-        # A MyST cross-reference: rendered as a link in the book, unresolved ones fail the build.
-        verdict = f"**{c.verdict}**" + (f" ({{ref}}`figure <{c.figure}>`)" if c.figure else "")
-        cells = [c.chapter, c.id, f"{c.source} ({c.provenance})", c.statement,
-                 f"{c.quantity}: {c.measured:.3g}", c.rule, verdict]
-        rows.append(_markdown_row(cells))
-    return f"{len(claims)} claims: {summary}.\n\n" + "\n".join(rows)
+    names = dict(chapter_names or {})
+    chapters = [slug for slug in names if any(c.chapter == slug for c in claims)]
+    chapters += [slug for slug in dict.fromkeys(c.chapter for c in claims) if slug not in chapters]
+    sections = [f"{verdict_counts(claims)}."]
+    for slug in chapters:
+        own = [c for c in claims if c.chapter == slug]
+        rows = ["| claim | statement checked | measured | verdict |", "|---|---|---|---|"]
+        for c in own:
+            # A MyST cross-reference: rendered as a link in the book, unresolved ones fail the build.
+            verdict = f"**{c.verdict}**" + (f" ({{ref}}`figure <{c.figure}>`)" if c.figure else "")
+            statement = f"{c.statement} *({c.source}; {c.provenance})*"
+            measured = f"{c.quantity}: **{c.measured:.3g}** (rule {c.rule})"
+            rows.append(_markdown_row([f"`{c.id}`", statement, measured, verdict]))
+        sections.append(f"**{names.get(slug, slug)}**: {verdict_counts(own)}.\n\n" + "\n".join(rows))
+    return "\n\n".join(sections)
 
 
 def _markdown_row(cells: list[str]) -> str:
