@@ -1,4 +1,6 @@
-"""Command line: ``python -m ihcore list | run CHAPTER [-p NAME VALUE]... [--in-place] | build``."""
+"""Command line: ``python -m ihcore list | run CHAPTER [-p NAME VALUE]... [--in-place] | build |
+sweeps | sweep NAME [-p NAME VALUE]... [--shard i/n] [--results DIR] [--device D] |
+merge NAME [-p NAME VALUE]... [--results DIR] [--shards n]``."""
 
 from __future__ import annotations
 
@@ -35,6 +37,59 @@ def pop_parameters(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     return rest, overrides
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``i/n`` -> (i, n) with n >= 1 and 0 <= i < n; ParameterError otherwise."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index = count = None
+    if count is None or count < 1 or not 0 <= index < count:
+        valid = f"0/{count} ... {count - 1}/{count}" if count is not None and count >= 1 else "0/4 ... 3/4"
+        raise ParameterError(f"--shard {text!r} is invalid: expected i/n with integers n >= 1 and 0 <= i <= n - 1 "
+                             f"(e.g. {valid})")
+    return index, count
+
+
+def list_sweeps() -> None:
+    from ihcore.sweeps import SWEEPS
+
+    for sweep in SWEEPS.values():
+        runs = sweep.count(sweep.parameters())
+        print(f"{sweep.name} [{sweep.chapter}]: {runs} run{'s' if runs != 1 else ''} at defaults; {sweep.description}")
+
+
+def sweep_command(args, overrides: dict[str, str]) -> int:
+    """``sweep`` and ``merge``: check every input (exit 2) before any run."""
+    from ihcore import devices, sweeps
+
+    try:
+        if args.name not in sweeps.SWEEPS:
+            raise ParameterError(f"unknown sweep {args.name!r}; sweeps: {', '.join(sweeps.SWEEPS)}")
+        sweep = sweeps.SWEEPS[args.name]
+        p = sweep.parameters(get_chapter(sweep.chapter).parameters.parse(overrides))
+        if args.command == "sweep":
+            shard = parse_shard(args.shard)
+            devices.use(args.device)
+        elif args.shards is not None and args.shards < 1:
+            raise ParameterError(f"--shards {args.shards} is invalid: expected an integer >= 1")
+    except ParameterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.command == "merge":
+        try:
+            print(f"merged: {sweeps.merge(sweep, p, args.results, args.shards)}")
+        except sweeps.MissingResults as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
+    import torch
+
+    torch.set_num_threads(1)  # as the notebooks: one thread per process, bit-identical results; shards for more cores
+    results = sweeps.run_sweep(sweep, p, args.results, shard)
+    print(f"{sweep.name} shard {shard[0]}/{shard[1]}: {len(results)} results in {sweeps.sweep_dir(sweep, args.results)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         argv, overrides = pop_parameters(sys.argv[1:] if argv is None else argv)
@@ -54,13 +109,32 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--cell-timeout", type=int, default=900, help="seconds a cell may run (default 900)")
     build = commands.add_parser("build", help="execute every chapter at its defaults and render _build/html")
     build.add_argument("--cell-timeout", type=int, default=900)
+    commands.add_parser("sweeps", help="the registered sweeps: chapter, runs at defaults, description")
+    for name, text in (("sweep", "run a sweep's runs (or one shard of them) that have no result file yet"),
+                       ("merge", "collect a sweep's result files into <results>/<sweep>.json")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("name", help="a sweep (see `sweeps`)")
+        command.add_argument("-p", "--parameter", nargs=2, metavar=("NAME", "VALUE"),
+                             help="set a chapter parameter, as in `run` (repeatable)")
+        command.add_argument("--results", default=None, help="results folder (default: results/ at the repository root)")
+    sweep_parser = commands.choices["sweep"]
+    sweep_parser.add_argument("--shard", default="0/1", metavar="i/n",
+                              help="run configurations k with k mod n = i (default 0/1: all)")
+    sweep_parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    commands.choices["merge"].add_argument("--shards", type=int, default=None, metavar="n",
+                                           help="name the missing shards' commands for this n")
     args = parser.parse_args(argv)
 
     if args.command == "list":
         list_chapters()
         return 0
-    if overrides and args.command != "run":
-        parser.error("-p is an option of `run`")
+    if args.command == "sweeps":
+        list_sweeps()
+        return 0
+    if overrides and args.command not in ("run", "sweep", "merge"):
+        parser.error("-p is an option of `run`, `sweep` and `merge`")
+    if args.command in ("sweep", "merge"):
+        return sweep_command(args, overrides)
     if args.command == "build":
         from ihcore.book import build_book  # deferred: papermill and nbformat are slow imports
 

@@ -111,6 +111,30 @@ def stress_configs(n_list, tau_factor: float, **base) -> list[dict]:
     ]
 
 
+def power_of_two_ns(n_max: int) -> list[int]:
+    """N = 2, 4, ..., n_max (n_max a power of 2)."""
+    return [2**k for k in range(1, int(math.log2(n_max)) + 1)]
+
+
+def chapter_base(p) -> dict:
+    """The Musat chapter's base overrides of every minimal-model run, from its validated parameters ``p``."""
+    return dict(dim=p.dim, eta=p.eta, batch_size=p.batch_size, seed=p.seed, progress=p.show_progress)
+
+
+def chapter_stress_configs(p) -> list[dict]:
+    """The chapter's stress tests: :func:`stress_configs` at N = stress_n_max / 2 and stress_n_max."""
+    return stress_configs([p.stress_n_max // 2, p.stress_n_max], p.tau_factor, **chapter_base(p))
+
+
+def scaling_configs(p) -> list[dict]:
+    """The chapter's full-model N-scaling runs: orthonormal data, N = 2, 4, ..., n_max_full, tau_max = tau_factor N^2.
+
+    The run at N = n_pairs is the chapter's "full model, projected" run of the reduced-model comparison.
+    """
+    return [minimal_config(**chapter_base(p), model="full", n_pairs=n, data="orthonormal", tau_max=p.tau_factor * n**2)
+            for n in power_of_two_ns(p.n_max_full)]
+
+
 def stress_summary(results: list[dict]) -> list[dict]:
     """One row per variant: final share, emergence order, slope of T_alpha3 and the verdicts of
     :data:`SURVIVAL_RULES` (bools); the first variant is the baseline."""

@@ -158,6 +158,68 @@ def run_sweep(configs: Sequence[RunConfig], progress: bool | None = None) -> lis
     return [run_one(config) for config in tqdm(configs, disable=not progress_enabled(progress), desc="runs")]
 
 
+# The chapter's data-dependence sweep: what each column leaves to learn -> the clamp condition.
+DATA_SWEEP_COLUMNS = {"only B": "1,2,3v,5 (layer 0 + copy: A+C)", "only C": "1,2,3qk,4 (match: A+B)",
+                      "B and C": "1,2 (layer 0: A)"}
+
+
+def chapter_run_settings(p) -> dict:
+    """The :class:`RunConfig` fields every run of the Singh chapter takes from its validated parameters ``p``."""
+    return dict(n_labels=p.n_labels, n_classes=p.n_classes, item_dim=p.item_dim, prototypes=p.prototypes,
+                n_heads=p.n_heads, d_model=p.d_model, lr=p.lr, batch_size=p.batch_size, eval_every=p.eval_every,
+                seed=p.seed)
+
+
+def chapter_baseline(p, progress: bool | None = None):
+    """The chapter's unclamped baseline: ``(task, model, history)``, trained on the three
+    evaluation splits with loss, accuracy and head scores, checkpoints every 2 evaluations."""
+    seeds = Seeds.from_base(p.seed)
+    task = singh_task(p.n_labels, p.n_classes, p.item_dim, p.prototypes, seeds.init)
+    model = singh_model(task, p.n_heads, p.d_model, seeds.init)
+    splits = ["train", "relabel", "in_context"]
+    history = train(
+        model, task, steps=p.steps, lr=p.lr, batch_size=p.batch_size, eval_every=p.eval_every,
+        measures=[measures.loss_and_accuracy(task, splits), measures.head_scores("train")],
+        eval_splits=splits, seeds=seeds, checkpoint_steps=sorted({*range(0, p.steps, 2 * p.eval_every), p.steps}),
+        progress=progress,
+    )
+    return task, model, history
+
+
+def strongest_heads(history) -> dict[str, int]:
+    """``previous_token_head`` (layer 0) and ``induction_head`` (layer 1) with the highest final scores."""
+    return {"previous_token_head": int(history["previous_token_score"][-1, 0].argmax()),
+            "induction_head": int(history["induction_score"][-1, 1].argmax())}
+
+
+def baseline_heads(p) -> dict[str, int]:
+    """:func:`strongest_heads` of :func:`chapter_baseline` (trains the baseline, no progress bar)."""
+    return strongest_heads(chapter_baseline(p, progress=False)[2])
+
+
+def clamp_configs(p, previous_token_head: int, induction_head: int) -> list[RunConfig]:
+    """The chapter's clamp-condition runs: one per condition of :data:`CONDITIONS`, one active head."""
+    return [RunConfig(**chapter_run_settings(p), condition=condition, steps=p.clamp_steps,
+                      previous_token_head=previous_token_head, active_head=induction_head)
+            for condition in CONDITIONS]
+
+
+def data_sweep_rows(p) -> dict[str, tuple[int, int]]:
+    """Row label -> (classes, labels) of the chapter's data-dependence sweep."""
+    return {f"{p.n_classes} classes, {p.n_labels} labels": (p.n_classes, p.n_labels),
+            f"{p.sweep_classes} classes, {p.n_labels} labels": (p.sweep_classes, p.n_labels),
+            f"{p.n_classes} classes, {p.sweep_labels} labels": (p.n_classes, p.sweep_labels)}
+
+
+def data_configs(p, induction_head: int) -> list[RunConfig]:
+    """The chapter's data-dependence runs, row-major over :func:`data_sweep_rows` x :data:`DATA_SWEEP_COLUMNS`;
+    evaluations every sweep_steps // 40 steps (the phase changes come early)."""
+    settings = {**chapter_run_settings(p), "eval_every": max(1, p.sweep_steps // 40)}
+    return [RunConfig(**{**settings, "n_classes": classes, "n_labels": labels},
+                      condition=condition, steps=p.sweep_steps, active_head=induction_head)
+            for classes, labels in data_sweep_rows(p).values() for condition in DATA_SWEEP_COLUMNS.values()]
+
+
 def phase_change_or_censored(result: dict) -> float:
     """The run's phase-change step, or ``inf`` if it had none within its steps."""
     return np.inf if result["phase_change"] is None else float(result["phase_change"])
