@@ -1,10 +1,10 @@
-"""The vocabulary map cites real claims and shows their measured values from the ledgers."""
+"""The cross-paper tables cite real claims and show their measured values from the ledgers."""
 
 import re
 from pathlib import Path
 
 from ihcore.claims import Claim, load_claims
-from ihcore.vocabulary import VOCABULARY, evidence_markdown, vocabulary_markdown
+from ihcore.vocabulary import POSITIONS, VOCABULARY, evidence_markdown, table_markdown
 
 CLAIMS = Path(__file__).resolve().parent.parent / "data" / "claims"
 
@@ -14,9 +14,13 @@ def claim(chapter, claim_id, measured, verdict):
                  rule="≥ 1", partly=None, measured=measured, verdict=verdict, figure="")
 
 
+def columns(line):
+    return len(re.findall(r"(?<!\\)\|", line)) - 1
+
+
 def test_every_cited_claim_exists_in_the_committed_ledgers():
     committed = {(c.chapter, c.id) for c in load_claims(CLAIMS)}
-    cited = {key for step in VOCABULARY for key in step.evidence}
+    cited = {key for row in VOCABULARY + POSITIONS for key in row.evidence}
     assert cited <= committed, sorted(cited - committed)
 
 
@@ -25,7 +29,8 @@ def test_evidence_shows_the_measured_value_and_verdict_or_says_not_run():
     assert text == "musat `a`: 1.99 (reproduced); singh `b`: not run"
 
 
-def test_table_has_one_row_per_step_and_five_columns():
-    lines = vocabulary_markdown([]).splitlines()
-    assert len(lines) == 2 + len(VOCABULARY)
-    assert all(len(re.findall(r"(?<!\\)\|", line)) == 6 for line in lines)
+def test_agreement_column_only_where_rows_have_one():
+    vocabulary, positions = table_markdown(VOCABULARY, []).splitlines(), table_markdown(POSITIONS, [], "question").splitlines()
+    assert len(vocabulary) == 2 + len(VOCABULARY) and len(positions) == 2 + len(POSITIONS)
+    assert {columns(line) for line in vocabulary} == {5} and {columns(line) for line in positions} == {6}
+    assert positions[0].startswith("| question |") and "agreement" not in vocabulary[0]
