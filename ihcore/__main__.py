@@ -9,6 +9,7 @@ import sys
 
 from ihcore.chapters import CHAPTERS, get_chapter
 from ihcore.params import ParameterError
+from ihcore.reproducibility import pin_cpu_numerics
 
 
 def list_chapters() -> None:
@@ -91,6 +92,7 @@ def sweep_command(args, overrides: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_cpu_numerics()  # before any torch computation: sweeps run in this process, chapters in kernels it starts
     try:
         argv, overrides = pop_parameters(sys.argv[1:] if argv is None else argv)
     except ParameterError as error:

@@ -22,6 +22,7 @@ from ihcore.minimal_runs import run_minimal
 from ihcore.mixed_target import DiscreteMixedTarget, MixedTarget, discrete_progress_measure, progress_measure
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
 from ihcore.reduced import flow_sweep_configs, run_flow_config, three_parameter_flow
+from ihcore.reproducibility import pin_cpu_numerics
 from ihcore.subcircuits import CONDITIONS, RunConfig, run_one, run_sweep
 from ihcore.tasks import ItemLabelTask
 from ihcore.train import train
@@ -106,6 +107,7 @@ def bench_wang() -> list[tuple[str, str]]:
 
 
 def main() -> None:
+    pin_cpu_numerics()  # the chapters' own numerics (ihcore.reproducibility)
     rows = [("training step, from-scratch defaults (1 thread)", f"{1000 * time_training():.2f} ms")]
     rows += bench_musat()
     rows += bench_wang()

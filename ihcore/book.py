@@ -20,6 +20,7 @@ import nbformat
 import papermill
 
 from ihcore.chapters import CHAPTERS, Chapter
+from ihcore.reproducibility import pin_cpu_numerics
 
 BOOK_ROOT = Path(__file__).resolve().parent.parent
 EXECUTED = BOOK_ROOT / "_build" / "executed"
@@ -39,6 +40,7 @@ def run_chapter(chapter: Chapter, values: dict, *, in_place: bool = False, cell_
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_suffix(".partial.ipynb")
     os.environ["IHCORE_PROGRESS"] = "0"  # the kernel inherits this process's environment
+    pin_cpu_numerics()
     try:
         papermill.execute_notebook(
             source, partial, parameters=values, kernel_name="python3", cwd=output.parent,

@@ -2,13 +2,18 @@
 
 Notebooks re-executed by nbval write their claims ledgers to a temporary directory, not to
 the committed data/claims/, and show no progress bars (tqdm's stderr would break nbval's
-comparisons). Kernels inherit these variables from the pytest process.
+comparisons). Kernels inherit these variables from the pytest process, as they do the
+pinned instruction sets of :mod:`ihcore.reproducibility`, set before torch is imported.
 """
 
 import os
 import tempfile
 
-import torch
+from ihcore.reproducibility import pin_cpu_numerics
+
+pin_cpu_numerics()
+
+import torch  # noqa: E402  (after the pin: the math libraries read it when first used)
 
 
 def pytest_configure(config):

@@ -1,0 +1,30 @@
+"""Bit-identical CPU results across machines: one instruction set for torch's math libraries.
+
+With the same seeds and thread count, torch on one CPU gives the same bits every run. On
+another CPU it may not: MKL, oneDNN and ATen's own vector kernels pick their code path by
+the instruction sets the CPU has (AVX2, AVX-512, AMX), and the paths round differently.
+The differences start in the 6th digit, but training amplifies them (a phase change comes
+a few steps earlier), so a notebook's printed summaries can change. Pinning every library
+to its AVX2 path (which every x86-64 CPU of the last decade has) makes them agree.
+
+:func:`pin_cpu_numerics` sets the variables; the libraries read them when first used, so
+it must run before any torch computation, best before ``import torch``. The test suite,
+``python -m ihcore run/build`` (notebook kernels inherit the environment) and ``make
+bench`` call it. A variable already set in the environment is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+PINNED_CPU_ENVIRONMENT = {
+    "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorised kernels (softmax, reductions, Adam's updates)
+    "MKL_CBWR": "AVX2",  # MKL's conditional numerical reproducibility mode (matrix products)
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN's kernels
+}
+
+
+def pin_cpu_numerics() -> None:
+    """Set :data:`PINNED_CPU_ENVIRONMENT` in this process's environment (children inherit it)."""
+    for name, value in PINNED_CPU_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
