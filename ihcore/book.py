@@ -2,10 +2,13 @@
 
 ``run_chapter`` executes one notebook, in place or into ``_build/executed/``; the
 output appears only when execution succeeds (it is written to a temporary file in the
-same folder, then renamed). ``build_book`` executes every chapter at its defaults into
-``_build/executed/`` beside a copy of the book's sources, then renders that copy to
-``_build/html/`` with warnings as errors. Neither touches the committed notebooks unless
-asked to run in place.
+same folder, then renamed). ``render_book`` renders a book folder as it is (Jupyter Book
+never executes notebooks: ``execute_notebooks: off``) to ``<output>/_build/html/`` with
+warnings as errors; ``copy_sources`` makes such a folder from the book's sources.
+``build_book`` executes every chapter at its defaults into ``_build/executed/`` beside a
+copy of the sources, then renders that copy to ``_build/html/``; the browser test renders a
+copy of the committed notebooks to a temporary folder instead. Nothing here touches the
+committed notebooks unless asked to run in place.
 """
 
 from __future__ import annotations
@@ -62,18 +65,43 @@ def strip_volatile_metadata(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
+def copy_sources(destination: Path, *, notebooks: bool) -> Path:
+    """Copy the book's configuration and ``chapters/`` into ``destination`` (created).
+
+    With ``notebooks`` the committed, already-executed notebooks come along; without, only
+    the rest of ``chapters/`` does, for ``run_chapter`` to write executed notebooks there.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in BOOK_SOURCES:
+        shutil.copy2(BOOK_ROOT / name, destination / name)
+    ignored = (".*",) if notebooks else ("*.ipynb", ".*")
+    shutil.copytree(BOOK_ROOT / "chapters", destination / "chapters", ignore=shutil.ignore_patterns(*ignored))
+    return destination
+
+
+def render_book(source: Path, output: Path, *, quiet: bool = False) -> Path:
+    """Render the book folder ``source`` to ``<output>/_build/html/``; returns index.html.
+
+    ``jupyter-book build -W -n --keep-going``: any Sphinx warning fails the build
+    (``CalledProcessError``) after every page was tried. With ``quiet`` its output is
+    captured and written to stderr only when it fails.
+    """
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book), "build", str(source), "--path-output", str(output), "-W", "-n", "--keep-going"]
+    result = subprocess.run(command, capture_output=quiet, text=True)
+    if result.returncode != 0:
+        if quiet:
+            sys.stderr.write(result.stdout + result.stderr)
+        raise subprocess.CalledProcessError(result.returncode, command, result.stdout, result.stderr)
+    return Path(output) / "_build" / "html" / "index.html"
+
+
 def build_book(cell_timeout: int = 900) -> Path:
     """Execute every chapter at its defaults and render the HTML book; returns index.html."""
     if EXECUTED.exists():
         shutil.rmtree(EXECUTED)
-    EXECUTED.mkdir(parents=True)
-    for name in BOOK_SOURCES:
-        shutil.copy2(BOOK_ROOT / name, EXECUTED / name)
-    shutil.copytree(BOOK_ROOT / "chapters", EXECUTED / "chapters", ignore=shutil.ignore_patterns("*.ipynb", ".*"))
+    copy_sources(EXECUTED, notebooks=False)
     for chapter in CHAPTERS.values():
         print(f"executing {chapter.notebook}", flush=True)
         run_chapter(chapter, {}, cell_timeout=cell_timeout)
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book), "build", str(EXECUTED), "--path-output", str(BOOK_ROOT), "-W", "-n", "--keep-going"]
-    subprocess.run(command, check=True)
-    return BOOK_ROOT / "_build" / "html" / "index.html"
+    return render_book(EXECUTED, BOOK_ROOT)

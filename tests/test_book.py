@@ -1,4 +1,9 @@
-"""Executing a chapter: parameters reach the kernel, output appears only on success."""
+"""Executing a chapter: parameters reach the kernel, output appears only on success.
+Rendering a book folder: math is served offline, and a warning fails the build."""
+
+import shutil
+import subprocess
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -8,6 +13,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from ihcore import book
 from ihcore.chapters import Chapter
 from ihcore.params import Parameter, ParameterSpec
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -50,3 +57,42 @@ def test_failed_in_place_execution_keeps_the_committed_notebook(toy_book):
         book.run_chapter(chapter, {}, in_place=True)
     assert (book.BOOK_ROOT / chapter.notebook).read_bytes() == committed
     assert [p.name for p in (book.BOOK_ROOT / "chapters").iterdir()] == ["toy.ipynb"]
+
+
+@pytest.fixture
+def toy_sources(tmp_path):
+    """A book folder with the book's own _config.yml and one page; returns a function writing its text."""
+    source = tmp_path / "source"
+    (source / "chapters").mkdir(parents=True)
+    shutil.copy2(ROOT / "_config.yml", source / "_config.yml")
+    (source / "_toc.yml").write_text("format: jb-book\nroot: chapters/toy\n")
+
+    def write_page(markdown: str) -> Path:
+        (source / "chapters" / "toy.md").write_text(markdown)
+        return source
+
+    return write_page
+
+
+def test_render_book_renders_a_folder_offline_math_included(toy_sources, tmp_path):
+    index = book.render_book(toy_sources("# Toy\n\nThe law $N^2$.\n"), tmp_path / "out", quiet=True)
+    page = (index.parent / "chapters" / "toy.html").read_text()
+    assert index == tmp_path / "out" / "_build" / "html" / "index.html"
+    assert "\\(N^2\\)" in page and "_static/mathjax/" in page
+
+
+def test_render_book_fails_on_a_warning(toy_sources, tmp_path, capsys):
+    with pytest.raises(subprocess.CalledProcessError):
+        book.render_book(toy_sources("# Toy\n\nSee {ref}`no-such-label`.\n"), tmp_path / "out", quiet=True)
+    assert "no-such-label" in capsys.readouterr().err  # the build's output, shown because it failed
+
+
+def test_copy_sources_with_or_without_the_notebooks(toy_book, tmp_path):
+    toy_book("print(x)")
+    for name in book.BOOK_SOURCES:
+        (book.BOOK_ROOT / name).write_text(name)
+    with_notebooks = book.copy_sources(tmp_path / "with", notebooks=True)
+    without = book.copy_sources(tmp_path / "without", notebooks=False)
+    assert [path.name for path in (with_notebooks / "chapters").iterdir()] == ["toy.ipynb"]
+    assert list((without / "chapters").iterdir()) == []
+    assert (tmp_path / "without" / "_toc.yml").read_text() == "_toc.yml"
