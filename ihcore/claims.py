@@ -209,9 +209,9 @@ def verdict_counts(claims: list[Claim]) -> str:
 def claims_markdown(claims: list[Claim], chapter_names: Mapping[str, str] | None = None) -> str:
     """The claims as Markdown: a summary line of verdict counts, then one table per chapter.
 
-    Each chapter's table starts with its own counts and has four columns (claim, the
-    statement checked with its source, the measured value against the rule, the verdict
-    with a link to the figure behind it), narrow enough for the book's page.
+    Each chapter's table starts with its own counts and has three columns (the claim: its
+    id, the statement checked and its source; the measured value against the rule; the
+    verdict with a link to the figure behind it), narrow enough for the book's page.
     ``chapter_names`` maps a chapter slug to the Markdown that names it (e.g. a link);
     chapters come in its order, then any others in the order of ``claims``.
     """
@@ -223,13 +223,13 @@ def claims_markdown(claims: list[Claim], chapter_names: Mapping[str, str] | None
     sections = [f"{verdict_counts(claims)}."]
     for slug in chapters:
         own = [c for c in claims if c.chapter == slug]
-        rows = ["| claim | statement checked | measured | verdict |", "|---|---|---|---|"]
+        rows = ["| claim checked | measured | verdict |", "|---|---|---|"]
         for c in own:
             # A MyST cross-reference: rendered as a link in the book, unresolved ones fail the build.
             verdict = f"**{c.verdict}**" + (f" ({{ref}}`figure <{c.figure}>`)" if c.figure else "")
-            statement = f"{c.statement} *({c.source}; {c.provenance})*"
+            statement = f"`{c.id}`: {c.statement} *({c.source}; {c.provenance})*"
             measured = f"{c.quantity}: **{c.measured:.3g}** (rule {c.rule})"
-            rows.append(_markdown_row([f"`{c.id}`", statement, measured, verdict]))
+            rows.append(_markdown_row([statement, measured, verdict]))
         sections.append(f"**{names.get(slug, slug)}**: {verdict_counts(own)}.\n\n" + "\n".join(rows))
     return "\n\n".join(sections)
 

@@ -107,13 +107,13 @@ def test_summary_counts_each_verdict():
     assert len([line for line in table.splitlines() if line.startswith("| `c")]) == 4
 
 
-def test_one_four_column_table_per_chapter_in_the_given_order():
+def test_one_three_column_table_per_chapter_in_the_given_order():
     first, second = measured_ledger([0.95, 0.1]).claims(), measured_ledger([0.7], chapter="other").claims()
     table = claims_markdown(first + second, {"other": "[Other](other)", "toy": "Toy chapter"})
     assert table.startswith("3 claims: 1 reproduced, 1 partly, 1 not reproduced.")
     assert table.index("**[Other](other)**: 1 claim: 0 reproduced, 1 partly") < table.index("**Toy chapter**: 2 claims")
-    headers = [line for line in table.splitlines() if line.startswith("| claim |")]
-    assert len(headers) == 2 and all(len(cells(header)) == 4 for header in headers)
+    headers = [line for line in table.splitlines() if line.startswith("| claim checked |")]
+    assert len(headers) == 2 and all(len(cells(header)) == 3 for header in headers)
 
 
 def test_no_claims_give_a_sentence_not_a_table():
