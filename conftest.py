@@ -1,4 +1,4 @@
-"""Shared test set-up, loaded before any test or notebook is collected.
+"""Shared test set-up at the repository root, loaded by every pytest run here (tests and notebooks).
 
 Notebooks re-executed by nbval write their claims ledgers to a temporary directory, not to
 the committed data/claims/, and show no progress bars (tqdm's stderr would break nbval's
