@@ -6,6 +6,7 @@ ablation. Every function takes a model and a batch and returns accuracies (or sc
 arrays; :func:`over_checkpoints` repeats any of them over a run's checkpoints.
 :func:`path_ablations` cuts one path of a head only (its effect on a later layer's
 patterns, or on its values); :func:`composition_scores` reads the wiring off the weights.
+Batches are moved to the model's device; results are CPU arrays.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ihcore import devices
 from ihcore.hooks import ablate_heads, other_heads, replace
 from ihcore.measures import accuracy, induction_score
 from ihcore.tasks import Batch
@@ -23,6 +25,7 @@ from ihcore.tasks import Batch
 def accuracy_without(model, batch: Batch, removed: Mapping[int, Sequence[int]]) -> float:
     """Accuracy with the heads ``removed[layer]`` of each layer ablated."""
     fns = {f"layer{layer}.head_out": ablate_heads(list(heads)) for layer, heads in removed.items() if len(heads)}
+    batch = batch.to(devices.of(model))
     with torch.no_grad(), model.hooks(fns):
         return accuracy(model(batch.tokens), batch)
 
@@ -51,6 +54,7 @@ def wiring(model, batch: Batch, source_layer: int = 0, target_layer: int = 1) ->
     head with only that source head active.
     """
     H = model.config.n_heads
+    batch = batch.to(devices.of(model))
     pair_accuracy = np.zeros((H, H))
     scores = np.zeros((H, H))
     name = f"layer{target_layer}.attn.pattern"
@@ -87,6 +91,7 @@ def path_ablated_logits(
     if kind not in PATH_KINDS:
         raise ValueError(f"kind must be one of {PATH_KINDS}, got {kind!r}")
     pattern, values = f"layer{target_layer}.attn.pattern", f"layer{target_layer}.attn.v"
+    tokens = tokens.to(devices.of(model))
     with torch.no_grad():
         _, clean = model.run_with_cache(tokens, names=[pattern, values])
         fns = {f"layer{source_layer}.head_out": ablate_heads([head])}
@@ -101,6 +106,7 @@ def path_ablated_logits(
 def path_ablations(model, batch: Batch, source_layer: int = 0, target_layer: int = 1) -> dict[str, np.ndarray]:
     """Accuracy (H,) with each ``source_layer`` head ablated, for every kind in :data:`PATH_KINDS`."""
     H = model.config.n_heads
+    batch = batch.to(devices.of(model))
     return {
         kind: np.array([
             accuracy(path_ablated_logits(model, batch.tokens, h, kind, source_layer, target_layer), batch) for h in range(H)
@@ -128,7 +134,7 @@ def composition_scores(model, source_layer: int = 0, target_layer: int = 1) -> d
         W_X = getattr(model.layers[target_layer], f"W_{name}").detach()  # (H, d, e)
         path = torch.einsum("sed,tdf->tsef", W_O, W_X)  # (H_target, H_source, e, e)
         norms = W_X.flatten(1).norm(dim=1)[:, None] * W_O.flatten(1).norm(dim=1)[None, :]
-        scores[name] = (path.flatten(2).norm(dim=2) / norms).numpy()
+        scores[name] = (path.flatten(2).norm(dim=2) / norms).cpu().numpy()
     return scores
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ihcore import devices
 from ihcore.params import Parameter, ParameterError, ParameterSpec
 
 SEED = Parameter("seed", int, 0, "base seed: init, data and evaluation seeds derive from it", 0, 2**31 - 1)
 SHOW_PROGRESS = Parameter("show_progress", bool, True, "tqdm progress bars (always off under CI)")
 DEVICE = Parameter(
     "device", str, "cpu", "where tensors live: 'cpu' (checked by CI), 'cuda', or 'auto' (cuda if available)",
-    choices=("cpu", "cuda", "auto"),
+    choices=devices.DEVICE_CHOICES, check=devices.problem,
 )
 
 
@@ -49,6 +50,7 @@ FROM_SCRATCH = Chapter(
             Parameter("lr", float, 1e-3, "Adam learning rate", 1e-6, 1.0),
             Parameter("batch_size", int, 64, "training sequences per step", 1, 8192),
             Parameter("eval_every", int, 50, "steps between evaluations", 1, 100_000),
+            DEVICE,
             SHOW_PROGRESS,
         ),
         checks=(
@@ -80,6 +82,7 @@ MUSAT = Chapter(
             Parameter("std_steps", int, 800, "Adam steps of the standard model", 20, 200_000),
             Parameter("std_lr", float, 3e-3, "Adam learning rate of the standard model", 1e-6, 1.0),
             Parameter("std_batch_size", int, 64, "sequences per step of the standard model", 1, 8192),
+            DEVICE,
             SHOW_PROGRESS,
         ),
         checks=(
@@ -118,6 +121,7 @@ SINGH = Chapter(
             Parameter("sweep_labels", int, 15, "the larger label count of the data-dependence sweep (paper: 10, 15)", 3, 64),
             Parameter("n_extra_seeds", int, 2, "further seeds of the baseline, for the spread of the phase-change time", 0, 20),
             Parameter("toy_init_scale", float, 0.1, "toy model: std of the initial factor entries", 1e-4, 10.0),
+            DEVICE,
             SHOW_PROGRESS,
         ),
         checks=(
@@ -153,6 +157,7 @@ WANG = Chapter(
             Parameter("transformer_length", int, 16, "sequence length of the spine-transformer stress tests", 8, 64),
             Parameter("vocabulary", int, 16, "vocabulary of the discrete-token stress test", 4, 256),
             Parameter("max_heads", int, 8, "IH_n construction: first-layer heads H = 1..max_heads", 4, 16),
+            DEVICE,
             SHOW_PROGRESS,
         ),
         checks=(

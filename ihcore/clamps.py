@@ -13,8 +13,8 @@ first on a shared hook point), apply for one forward pass with ``clamp.on(model,
 and are passed as ``hooks=clamp`` to :func:`ihcore.train.train` (every training step) and
 to :func:`ihcore.measures.loss_and_accuracy` (evaluation).
 
-Ideal patterns (shape (B, T, T), query rows, key columns) are functions of a
-:class:`~ihcore.tasks.Batch` of item–label sequences ``x_1 y_1 ... x_N y_N x_q``:
+Ideal patterns (shape (B, T, T), query rows, key columns, on the batch's device) are
+functions of a :class:`~ihcore.tasks.Batch` of item–label sequences ``x_1 y_1 ... x_N y_N x_q``:
 :func:`previous_token_pattern` and :func:`match_pattern`. Two clamps act on a whole
 step of the induction circuit: :func:`shifted_input_for_qk` (an ideal previous-token layer,
 seen by the next layer's queries and keys) and :func:`scores_as_logits` (a head's scores
@@ -93,7 +93,7 @@ def pattern(layer: int, head: int, ideal: BatchFn, rows: Sequence[int] | None = 
         def fn(activation: torch.Tensor, name: str) -> torch.Tensor:
             where = torch.zeros_like(activation, dtype=torch.bool)  # (B, H, T, T)
             where[:, head, slice(None) if rows is None else list(rows)] = True
-            return replace(value, where)(activation, name)
+            return replace(value.to(activation.device), where)(activation, name)
 
         return {f"layer{layer}.attn.pattern": fn}
 
@@ -113,9 +113,10 @@ def only_heads(layer: int, heads: Sequence[int], n_heads: int, name: str = "") -
 def previous_token_pattern(batch: Batch) -> torch.Tensor:
     """(B, T, T) ideal previous-token pattern: row t puts weight 1 on t-1, row 0 on itself."""
     B, T = batch.tokens.shape[:2]
-    ideal = torch.zeros(T, T)
+    device = batch.tokens.device
+    ideal = torch.zeros(T, T, device=device)
     ideal[0, 0] = 1.0
-    ideal[torch.arange(1, T), torch.arange(T - 1)] = 1.0
+    ideal[torch.arange(1, T, device=device), torch.arange(T - 1, device=device)] = 1.0
     return ideal.expand(B, T, T)
 
 
@@ -124,7 +125,7 @@ def match_pattern(batch: Batch) -> torch.Tensor:
     whose item matches the query's class (1 on the correct label with one match); other rows 0."""
     B, T = batch.tokens.shape[:2]
     matches = batch.context_matches.float()  # (B, N)
-    ideal = torch.zeros(B, T, T)
+    ideal = torch.zeros(B, T, T, device=batch.tokens.device)
     ideal[:, batch.query_position, batch.label_positions] = matches / matches.sum(-1, keepdim=True).clamp(min=1)
     return ideal
 

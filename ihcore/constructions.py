@@ -18,6 +18,8 @@ the paper's constructions were not available):
   weight w* and copies x_s. The coefficients are fitted for an infinitely long past; near
   the start of the sequence the softmax normalisation Σ_{d<t} e^{−β d} is smaller, which is
   the position dependence a reviewer raised; :func:`extraction_error` measures it.
+
+The functions of token tensors work on the tokens' device (slopes and coefficients are moved there).
 """
 
 from __future__ import annotations
@@ -26,14 +28,19 @@ import math
 
 import torch
 
+from ihcore import devices
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
 from ihcore.six_parameter import previous_token_features
 
 EXCLUDED_LOGIT = -1e4  # exp(-1e4) is 0 in float64
 
 
-def induction_head_transformer(length: int, w_star: float, sharpness: float = 50.0) -> AttentionOnlyTransformer:
-    """Float64 model whose readout at position L is IH₂(X; w*); input tokens (B, L, 1).
+def induction_head_transformer(
+    length: int, w_star: float, sharpness: float = 50.0, device: str | torch.device = "cpu",
+) -> AttentionOnlyTransformer:
+    """Float64 model whose readout at position L is IH₂(X; w*); input tokens (B, L, 1). Built on the
+    CPU, then moved to ``device`` (a construction trains nothing, so the default is the CPU, where
+    callers' tokens are; None: the current device).
 
     Residual stream (d = 4 + L): 0 token x_t, 1 previous token x̂_{t−1}, 2 the IH output,
     3 a constant 1, 4.. one-hot position. Head size e = L.
@@ -62,7 +69,7 @@ def induction_head_transformer(length: int, w_star: float, sharpness: float = 50
         induction.W_V[0, 0, 0] = 1.0
         induction.W_O[0, 0, 2] = 1.0
         model.W_U[2, 0] = 1.0
-    return model
+    return model.to(devices.pick(device))
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:
@@ -85,15 +92,15 @@ def mixing_coefficients(slopes: torch.Tensor, n_offsets: int, n_distances: int =
 
 def extracted_previous_tokens(x: torch.Tensor, slopes: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
     """Layer 1: (N, L) -> (n_offsets, N, L) estimates of x_{t−i}, i = 1..n_offsets (0 where t ≤ i)."""
-    means = previous_token_features(x, slopes)  # (H, N, L): a^{(h)}_t, the exact finite-t weights
-    return torch.einsum("ih,hnt->int", coefficients, means)
+    means = previous_token_features(x, slopes.to(x.device))  # (H, N, L): a^{(h)}_t, the exact finite-t weights
+    return torch.einsum("ih,hnt->int", coefficients.to(x.device), means)
 
 
 def extraction_error(x: torch.Tensor, slopes: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
     """(n_offsets, L) RMS over sequences of x̂_{t−i} − x_{t−i} at each position t (0 where t ≤ i)."""
     estimates = extracted_previous_tokens(x, slopes, coefficients)
     L = x.shape[1]
-    errors = torch.zeros(coefficients.shape[0], L, dtype=x.dtype)
+    errors = torch.zeros(coefficients.shape[0], L, dtype=x.dtype, device=x.device)
     for i in range(1, coefficients.shape[0] + 1):
         errors[i - 1, i:] = (estimates[i - 1, :, i:] - x[:, :-i]).pow(2).mean(0).sqrt()
     return errors

@@ -10,6 +10,8 @@ digits.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from ihcore.params import ParameterError
@@ -34,6 +36,16 @@ def resolve(name: str) -> torch.device:
     return torch.device(name)
 
 
+def problem(name: str) -> str | None:
+    """None if ``name`` resolves on this machine, else why not (a message naming ``device``);
+    the ``check`` of the chapters' ``device`` parameter, so that a bad value fails before a kernel starts."""
+    try:
+        resolve(name)
+    except ParameterError as error:
+        return str(error)
+    return None
+
+
 def use(name: str) -> torch.device:
     """Make ``name`` (resolved) the device of every later run whose ``device`` is None; returns it."""
     global _current
@@ -51,3 +63,34 @@ def pick(device: str | torch.device | None) -> torch.device:
     if device is None:
         return _current
     return resolve(device) if isinstance(device, str) else torch.device(device)
+
+
+def of(module: torch.nn.Module) -> torch.device:
+    """The device of ``module``'s first parameter (or buffer); CPU for a module with neither."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def batch_to(batch, device: str | torch.device):
+    """A copy of a dataclass batch with every tensor field moved to ``device`` (other fields kept).
+
+    On the device the tensors already live on, the tensors are the same objects (no copy).
+    """
+    changes = {f.name: getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)
+               if isinstance(getattr(batch, f.name), torch.Tensor)}
+    return dataclasses.replace(batch, **changes)
+
+
+def move(batch, device: str | torch.device):
+    """``batch`` on ``device``: a tensor, anything with a ``to(device)`` method (the tasks'
+    batches), a dataclass of tensors, or a mapping of those (values moved)."""
+    if isinstance(batch, torch.Tensor) or hasattr(batch, "to"):
+        return batch.to(device)
+    if dataclasses.is_dataclass(batch):
+        return batch_to(batch, device)
+    if isinstance(batch, dict):
+        return {key: move(value, device) for key, value in batch.items()}
+    return batch

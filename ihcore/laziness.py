@@ -9,6 +9,7 @@ over a phase [0, t]:
 * kernel drift ‖K_t − K_0‖_F / ‖K_0‖_F.
 
 Both ≪ 1 mean lazy; both ≳ 1 mean the features moved (a "rich" phase).
+Computations run on the device of the parameters (for a module: its own device).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def model_outputs(model: torch.nn.Module, tokens: torch.Tensor) -> tuple[Callabl
     """(outputs, flatten) for a module: ``outputs(flat)`` is the readout at the last position,
     channel 0, (N,), of ``model`` with its parameters set from the flat vector; ``flatten(state)``
     turns a state_dict (or the model's own parameters) into that flat vector."""
+    device = next(model.parameters()).device
+    tokens = tokens.to(device)
     names = [name for name, _ in model.named_parameters()]
     shapes = [parameter.shape for _, parameter in model.named_parameters()]
     sizes = [parameter.numel() for _, parameter in model.named_parameters()]
@@ -50,6 +53,6 @@ def model_outputs(model: torch.nn.Module, tokens: torch.Tensor) -> tuple[Callabl
         return torch.func.functional_call(model, values, (tokens,))[:, -1, 0]
 
     def flatten(state: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([state[n].reshape(-1) for n in names])
+        return torch.cat([state[n].reshape(-1).to(device) for n in names])
 
     return outputs, flatten

@@ -14,6 +14,9 @@ Score definitions (singh.md, section 5), for attention patterns of shape
   attention to the correct label minus attention to the incorrect one. 1 when all
   attention is on the correct labels, 0 for attention that ignores the match. Sequences
   whose labels are all matching or all other carry no information and are skipped.
+
+Devices: measures of a model move their batches to the model's device; every result is
+a CPU NumPy array or a Python number.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from ihcore import devices
 from ihcore.tasks import Batch
 
 Measure = Callable[[torch.nn.Module, Mapping[str, Batch]], dict[str, np.ndarray]]
@@ -74,7 +78,12 @@ def plateau_median(steps: np.ndarray, values: np.ndarray, phase_change_step: int
 
 
 def attention_patterns(model, batch: Batch) -> list[torch.Tensor]:
-    """The attention pattern (B, H, T, T) of every layer of ``model`` on ``batch``."""
+    """The attention pattern (B, H, T, T) of every layer of ``model`` on ``batch``, on the CPU."""
+    return [pattern.cpu() for pattern in _attention_patterns(model, batch.to(devices.of(model)))]
+
+
+def _attention_patterns(model, batch: Batch) -> list[torch.Tensor]:
+    """:func:`attention_patterns` on the model's device (``batch`` must be there)."""
     names = [f"layer{layer}.attn.pattern" for layer in range(model.config.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(batch.tokens, names=names)
@@ -90,12 +99,14 @@ def loss_and_accuracy(task, splits: Sequence[str], hooks: Callable[[Batch], Mapp
 
     def measure(model, batches: Mapping[str, Batch]) -> dict[str, np.ndarray]:
         values = {}
+        device = devices.of(model)
         with torch.no_grad():
             for split in splits:
-                with model.hooks(hooks(batches[split])) if hooks is not None else nullcontext():
-                    logits = model(batches[split].tokens)
-                values[f"loss/{split}"] = np.array(task.loss(logits, batches[split]).item())
-                values[f"accuracy/{split}"] = np.array(accuracy(logits, batches[split]))
+                batch = devices.move(batches[split], device)
+                with model.hooks(hooks(batch)) if hooks is not None else nullcontext():
+                    logits = model(batch.tokens)
+                values[f"loss/{split}"] = np.array(task.loss(logits, batch).item())
+                values[f"accuracy/{split}"] = np.array(accuracy(logits, batch))
         return values
 
     return measure
@@ -105,10 +116,11 @@ def head_scores(split: str) -> Measure:
     """Measure: ``previous_token_score`` and ``induction_score``, each (layers, heads)."""
 
     def measure(model, batches: Mapping[str, Batch]) -> dict[str, np.ndarray]:
-        patterns = attention_patterns(model, batches[split])
+        batch = batches[split].to(devices.of(model))
+        patterns = _attention_patterns(model, batch)
         return {
-            "previous_token_score": np.stack([previous_token_score(p, batches[split]) for p in patterns]),
-            "induction_score": np.stack([induction_score(p, batches[split]) for p in patterns]),
+            "previous_token_score": np.stack([previous_token_score(p, batch) for p in patterns]),
+            "induction_score": np.stack([induction_score(p, batch) for p in patterns]),
         }
 
     return measure

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import torch
 
+from ihcore import devices
 from ihcore.disentangled import DisentangledConfig, DisentangledTransformer
 from ihcore.musat_tasks import ContinuousTask
 from ihcore.reduced import CoefficientModel, emergence_times, loglog_slope
@@ -50,8 +51,9 @@ def subspace_measure(basis: BlockBasis, initial, task: ContinuousTask):
     return measure
 
 
-def run_minimal(config: dict) -> dict:
-    """Train one configuration; returns its trajectory (against tau) and emergence times.
+def run_minimal(config: dict, device: str | torch.device | None = None) -> dict:
+    """Train one configuration on ``device`` (None: the current device); returns its
+    trajectory (against tau) and emergence times (CPU arrays).
 
     Keys: the configuration, ``names`` (K,), ``tau`` (E,), ``coefficients`` (E, K),
     ``share_inside`` (E,) (NaN at tau = 0), ``loss`` (E,), and ``T_<name>@<c>`` for the
@@ -65,6 +67,8 @@ def run_minimal(config: dict) -> dict:
     else:
         trained = None if c["model"] == "coefficients" else KEY_COEFFICIENTS
         model, lr = CoefficientModel(model_config, trained), c["eta"]
+    device = devices.pick(device)
+    model.to(device)  # built on the CPU from its seed, then moved
     basis = block_basis(c["dim"], c["residual"])
     initial = [w.detach().clone() for w in model.weights()]
     steps = math.ceil(c["tau_max"] / c["eta"])
@@ -72,9 +76,10 @@ def run_minimal(config: dict) -> dict:
         model, task, steps=steps, lr=lr, batch_size=c["batch_size"], eval_every=max(1, steps // c["n_evals"]),
         measures=[subspace_measure(basis, initial, task)], eval_batch_size=c["batch_size"],
         seeds=Seeds.from_base(c["seed"]), optimizer="sgd", progress=None if c["progress"] else False,
+        device=device,
     )
     tau = history.eval_steps * c["eta"]
-    final_weights = tuple(w.detach().numpy().copy() for w in model.weights())
+    final_weights = tuple(w.detach().cpu().numpy().copy() for w in model.weights())
     coefficients = history["coefficients"]
     key = coefficients[:, [basis.index(name) for name in KEY_COEFFICIENTS]]
     return {

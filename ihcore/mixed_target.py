@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ihcore import devices
+
 NORMALISATIONS = ("sqrt", "none")
 
 
@@ -83,6 +85,10 @@ class RegressionBatch:
     target: torch.Tensor
     four_gram: torch.Tensor
     induction: torch.Tensor
+
+    def to(self, device: str | torch.device) -> RegressionBatch:
+        """The batch with every tensor on ``device``."""
+        return devices.batch_to(self, device)
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ def progress_measure(target: MixedTarget):
         x = batch.tokens[:, :, 0].double()
         with torch.no_grad():
             outputs = model(batch.tokens)[:, -1, 0].double()
-        alpha = torch.tensor([target.alpha], dtype=torch.float64)
+        alpha = torch.tensor([target.alpha], dtype=torch.float64, device=x.device)
         values = progress(outputs[None], progress_regressors(x, target), alpha)
         values["loss"] = 0.5 * (outputs - target(x)).pow(2).mean()
         return {k: np.asarray(float(v.squeeze())) for k, v in values.items()}
@@ -175,6 +181,10 @@ class DiscreteBatch:
     tokens: torch.Tensor
     ids: torch.Tensor
     target: torch.Tensor
+
+    def to(self, device: str | torch.device) -> DiscreteBatch:
+        """The batch with every tensor on ``device``."""
+        return devices.batch_to(self, device)
 
 
 @dataclass(frozen=True)
@@ -231,7 +241,8 @@ def discrete_progress_measure(target: DiscreteMixedTarget):
         _, induction = target.components(batch.ids, target.w_star)
         uniform = torch.full_like(four, 1 / target.vocabulary)
         regressors = torch.stack([four, context, induction - context, uniform], dim=-1).reshape(-1, 4)
-        values = progress(torch.softmax(logits, -1).reshape(1, -1), regressors, torch.tensor([target.alpha]))
+        alpha = torch.tensor([target.alpha], device=regressors.device)
+        values = progress(torch.softmax(logits, -1).reshape(1, -1), regressors, alpha)
         values["loss"] = target.loss(logits.float()[:, None], batch)
         return {k: np.asarray(float(v.squeeze())) for k, v in values.items()}
 

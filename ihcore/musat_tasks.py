@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ihcore import devices
 from ihcore.tasks import Batch, query_cross_entropy
 
 
@@ -51,6 +52,10 @@ class ContinuousBatch:
     tokens: torch.Tensor
     target: torch.Tensor
     query_index: torch.Tensor
+
+    def to(self, device: str | torch.device) -> ContinuousBatch:
+        """The batch with every tensor on ``device``."""
+        return devices.batch_to(self, device)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,12 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Parameter:
-    """A named parameter: ``kind`` is int, float, bool or str; a range or a set of choices."""
+    """A named parameter: ``kind`` is int, float, bool or str; a range or a set of choices.
+
+    ``check``, if given, is a further condition on a value of the right type and range
+    that depends on the machine (e.g. whether a CUDA device exists): it returns None, or
+    the problem as a message naming the parameter and the value.
+    """
 
     name: str
     kind: type
@@ -30,6 +35,7 @@ class Parameter:
     low: float | None = None
     high: float | None = None
     choices: tuple | None = None
+    check: Callable[[Any], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in (int, float, bool, str):
@@ -66,7 +72,7 @@ class Parameter:
             and (self.high is None or value <= self.high)
         )
         if in_range:
-            return None
+            return self.check(value) if self.check is not None else None
         return f"{self.name} = {value!r} is invalid: expected {self.valid_range()}"
 
     def parse(self, text: str) -> Any:

@@ -19,6 +19,8 @@ mean of the stripe or diagonal: ``alpha3_tilde = mean_n S_pos[n, n-1]``,
 function of the model alone (no data). With several heads, choose the previous-token head
 of layer 0 and the induction head of layer 1 (``prev_head``, ``induction_head``; default 0).
 Issue-5 chapters reuse :func:`progress_measures` and :func:`progress_measure`.
+
+The matrices are computed on the model's device and returned on the CPU.
 """
 
 from __future__ import annotations
@@ -43,26 +45,26 @@ def position_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
     if model.W_pos is None:
         raise ValueError("position_qk needs a model with learned positions")
     W_Q, W_K, _, _ = _layer(model, 0, head)
-    return (model.W_pos @ W_Q) @ (model.W_pos @ W_K).T / math.sqrt(W_Q.shape[1])
+    return ((model.W_pos @ W_Q) @ (model.W_pos @ W_K).T / math.sqrt(W_Q.shape[1])).cpu()
 
 
 def token_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
     """(V, V) layer-0 token-to-token scores: a control with no induction structure expected."""
     W_Q, W_K, _, _ = _layer(model, 0, head)
-    return (model.W_E @ W_Q) @ (model.W_E @ W_K).T / math.sqrt(W_Q.shape[1])
+    return ((model.W_E @ W_Q) @ (model.W_E @ W_K).T / math.sqrt(W_Q.shape[1])).cpu()
 
 
 def matching_qk(model: AttentionOnlyTransformer, prev_head: int = 0, induction_head: int = 0) -> torch.Tensor:
     """(V, V) layer-1 score of query token v (rows) on a key holding layer 0's copy of token u (columns)."""
     _, _, W_V0, W_O0 = _layer(model, 0, prev_head)
     W_Q1, W_K1, _, _ = _layer(model, 1, induction_head)
-    return (model.W_E @ W_Q1) @ (model.W_E @ W_V0 @ W_O0 @ W_K1).T / math.sqrt(W_Q1.shape[1])
+    return ((model.W_E @ W_Q1) @ (model.W_E @ W_V0 @ W_O0 @ W_K1).T / math.sqrt(W_Q1.shape[1])).cpu()
 
 
 def copying_ov(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
     """(V_out, V) logits written by layer 1 (head ``head``) (rows: output token) when it attends to token u (columns)."""
     _, _, W_V1, W_O1 = _layer(model, 1, head)
-    return (model.W_E @ W_V1 @ W_O1 @ model.W_U).T
+    return (model.W_E @ W_V1 @ W_O1 @ model.W_U).T.cpu()
 
 
 def stripe_contrast(matrix: torch.Tensor, offset: int = 0) -> float:
@@ -72,9 +74,10 @@ def stripe_contrast(matrix: torch.Tensor, offset: int = 0) -> float:
     part (key <= query) counts as "elsewhere", since later keys are never attended to.
     """
     matrix = matrix.detach()
-    n = matrix.shape[0]
-    stripe = torch.diag(torch.ones(n - abs(offset), dtype=torch.bool), offset)
-    allowed = torch.ones(n, n, dtype=torch.bool).tril() if offset < 0 else torch.ones(n, n, dtype=torch.bool)
+    n, device = matrix.shape[0], matrix.device
+    stripe = torch.diag(torch.ones(n - abs(offset), dtype=torch.bool, device=device), offset)
+    allowed = torch.ones(n, n, dtype=torch.bool, device=device)
+    allowed = allowed.tril() if offset < 0 else allowed
     rest = matrix[allowed & ~stripe]
     return float((matrix[stripe].mean() - rest.mean()) / rest.std())
 

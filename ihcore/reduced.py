@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ihcore import devices
 from ihcore.disentangled import DisentangledBase, DisentangledConfig
 from ihcore.musat_tasks import ContinuousTask
 from ihcore.subspace import KEY_COEFFICIENTS, BlockBasis, block_basis
@@ -45,10 +46,13 @@ class CoefficientModel(DisentangledBase):
         self.trained = tuple(self.basis.names if trained is None else trained)
         self.coefficients = nn.Parameter(torch.zeros(len(self.trained)))
         self.register_buffer("placement", torch.tensor([self.basis.index(n) for n in self.trained]), persistent=False)
+        for layer, matrices in enumerate(self.basis.matrices):  # buffers, so that they follow the model's device
+            self.register_buffer(f"basis{layer}", matrices, persistent=False)
 
     def weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        every = torch.zeros(len(self.basis.names)).index_put((self.placement,), self.coefficients)
-        return self.basis.build(every)
+        every = torch.zeros(len(self.basis.names), device=self.coefficients.device).index_put(
+            (self.placement,), self.coefficients)
+        return self.basis.build(every, (self.basis0, self.basis1, self.basis2))
 
 
 def _attention_weights(alpha3: float, beta2: float, n_pairs: int) -> tuple[float, float]:
@@ -77,15 +81,16 @@ def three_parameter_gradient(alpha3: float, beta2: float, gamma3: float, n_pairs
     ])
 
 
-def closed_form_gap(n_pairs: int, dim: int, draws: int = 5, seed: int = 0) -> float:
-    """Max |closed form - 3-parameter model's loss| over random parameters and sampled orthonormal batches."""
+def closed_form_gap(n_pairs: int, dim: int, draws: int = 5, seed: int = 0, device: str | torch.device | None = None) -> float:
+    """Max |closed form - 3-parameter model's loss| over random parameters and sampled orthonormal
+    batches (drawn on the CPU, the model evaluated on ``device``; None: the current device)."""
     task = ContinuousTask(n_pairs, dim, data="orthonormal")
-    model = CoefficientModel(DisentangledConfig(dim), KEY_COEFFICIENTS)
+    model = CoefficientModel(DisentangledConfig(dim), KEY_COEFFICIENTS).to(devices.pick(device))
     generator = torch.Generator().manual_seed(seed)
     gaps = []
     for _ in range(draws):
         theta = 3 * torch.rand(3, generator=generator)
-        batch = task.sample(64, "train", generator)
+        batch = task.sample(64, "train", generator).to(devices.of(model))
         with torch.no_grad():
             model.coefficients.copy_(theta)
             loss = task.loss(model(batch.tokens), batch).item()

@@ -25,6 +25,11 @@ population-loss proxy), vectorised over R runs that share data and sizes: θ is 
 and every run's loss depends on its own row only. Layer-wise training (the default)
 freezes layer 1 as an ideal previous-token head (p1 = 15) and trains layer 2 from small
 initialisation; joint training starts p1 small as well.
+
+Devices: a batch of runs works on ``device`` (:func:`ihcore.devices.pick`); the Monte Carlo
+samples and random initialisations are drawn on the CPU from seeded CPU generators, then
+moved, so they are the same everywhere. Results are CPU NumPy arrays. The other functions
+work on the device of their tensor arguments.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ihcore import devices
 from ihcore.mixed_target import (
     MixedTarget, four_gram, induction_head, normalisation_factor, progress, progress_regressors, sample_tokens,
 )
@@ -49,19 +55,20 @@ IDEAL_P1 = 15.0  # weight ≥ 1 − 1e-6 on the previous token
 
 def positional_weights(slope: torch.Tensor, n_keys: int) -> torch.Tensor:
     """ρ(p) over keys at distances n_keys−1, ..., 1, 0 (key order): slope (R,) -> (R, n_keys)."""
-    distance = torch.arange(n_keys - 1, -1, -1, dtype=slope.dtype)
+    distance = torch.arange(n_keys - 1, -1, -1, dtype=slope.dtype, device=slope.device)
     return torch.softmax(-slope[:, None] * distance, dim=1)
 
 
 def previous_token_features(x: torch.Tensor, p1: torch.Tensor) -> torch.Tensor:
     """Layer 1's output z: x (N, L), p1 (R,) -> (R, N, L), z_1 = 0."""
     R, (N, L) = p1.shape[0], x.shape
-    distance = torch.arange(L, dtype=x.dtype)[:, None] - 1 - torch.arange(L, dtype=x.dtype)  # (t, j): t−1−j
+    arange = torch.arange(L, dtype=x.dtype, device=x.device)
+    distance = arange[:, None] - 1 - arange  # (t, j): t−1−j
     logits = -p1[:, None, None] * distance  # (R, L, L)
     logits = logits.masked_fill(distance < 0, float("-inf"))
     pattern = torch.softmax(logits[:, 1:], dim=2)  # query rows t = 2..L
     z = torch.einsum("rtj,nj->rnt", pattern, x)  # (R, N, L-1)
-    return torch.cat([torch.zeros(R, N, 1, dtype=x.dtype), z], dim=2)
+    return torch.cat([torch.zeros(R, N, 1, dtype=x.dtype, device=x.device), z], dim=2)
 
 
 def effective(theta: torch.Tensor, factorised: bool = True, positional: str = "linear") -> dict[str, torch.Tensor]:
@@ -102,10 +109,10 @@ def ratios_to_exact(result: dict) -> dict[str, float]:
             "w_KQ": float(w_kq / config.w_star)}
 
 
-def exact_solution(target: MixedTarget, slope: float = 50.0) -> torch.Tensor:
+def exact_solution(target: MixedTarget, slope: float = 50.0, device: str | torch.device = "cpu") -> torch.Tensor:
     """(1, 6) parameters of the exact solution, with slopes ``slope`` for p1, pA (→ ∞)."""
     theta = [slope, slope, target.alpha, (1 - target.alpha) * target.kappa, target.w_star, 1.0]
-    return torch.tensor([theta], dtype=torch.float64)
+    return torch.tensor([theta], dtype=torch.float64, device=device)
 
 
 PER_RUN_FIELDS = ("alpha", "sigma_init", "init_seed")  # the RunConfig fields runs of one batch may differ in
@@ -154,9 +161,9 @@ def initial_parameters(configs: list[RunConfig]) -> torch.Tensor:
     return theta
 
 
-def trainable_mask(config: RunConfig) -> torch.Tensor:
-    """(6,) bool: which parameters gradient descent moves."""
-    mask = torch.ones(6, dtype=torch.bool)
+def trainable_mask(config: RunConfig, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(6,) bool on ``device``: which parameters gradient descent moves."""
+    mask = torch.ones(6, dtype=torch.bool, device=device)
     mask[P1] = config.joint
     mask[WK] = config.factorised
     return mask
@@ -166,7 +173,7 @@ def output_function(config: RunConfig, theta: torch.Tensor, x: torch.Tensor):
     """(outputs, trained): ``outputs`` maps the trained entries (P,) of the parameters
     ``theta`` (6,) to the model's output f_θ on x (N,), the other entries held;
     ``trained`` (P,) is their value in ``theta``."""
-    index = torch.nonzero(trainable_mask(config))[:, 0]
+    index = torch.nonzero(trainable_mask(config, theta.device))[:, 0]
 
     def outputs(trained: torch.Tensor) -> torch.Tensor:
         full = theta.index_put((index,), trained)
@@ -182,8 +189,11 @@ def evaluation_times(config: RunConfig) -> np.ndarray:
     return np.unique(np.concatenate([[0], np.geomspace(1, steps, config.n_evals).round().astype(int)]))
 
 
-def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> list[dict]:
-    """Train runs that share :meth:`RunConfig.shared` as one batched computation.
+def run_batch(
+    configs: list[RunConfig], progress_bar: bool | None = None, device: str | torch.device | None = None,
+) -> list[dict]:
+    """Train runs that share :meth:`RunConfig.shared` as one batched computation on ``device``
+    (None: the current device).
 
     Returns one dict per config: ``t`` (E,) times lr·step; ``loss``, ``loss_G4``,
     ``loss_IH``, ``loss_lazy`` (the same run with w_Q = w_K = 0, which gradient descent
@@ -196,17 +206,18 @@ def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
     if first.target_part not in TARGET_PARTS:
         raise ValueError(f"target_part must be one of {TARGET_PARTS}, got {first.target_part!r}")
     reference = MixedTarget(first.length, first.alpha, first.w_star, first.normalisation)  # κ_L, regressors
+    device = devices.pick(device)
     generator = torch.Generator().manual_seed(first.data_seed)
-    x_train, x_eval = (sample_tokens(n, first.length, generator) for n in (first.n_train, first.n_eval))
-    alphas = torch.tensor([c.alpha for c in configs], dtype=torch.float64)
+    x_train, x_eval = (sample_tokens(n, first.length, generator).to(device) for n in (first.n_train, first.n_eval))
+    alphas = torch.tensor([c.alpha for c in configs], dtype=torch.float64, device=device)
     R = len(configs)
     # runs 0..R-1 as configured, R..2R-1 their lazy twins (dot product switched off)
-    theta = initial_parameters(configs).repeat(2, 1)
+    theta = initial_parameters(configs).to(device).repeat(2, 1)
     theta[R:, WQ] = 0.0
     theta[R:, WK] = 0.0 if first.factorised else 1.0
     theta.requires_grad_(True)
     alphas2 = alphas.repeat(2)
-    mask = trainable_mask(first).to(torch.float64).repeat(2 * R, 1)  # (2R, 6)
+    mask = trainable_mask(first, device).to(torch.float64).repeat(2 * R, 1)  # (2R, 6)
     mask[R:, WQ] = mask[R:, WK] = 0.0
     options = dict(factorised=first.factorised, positional=first.positional)
 
@@ -248,7 +259,7 @@ def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
         with torch.no_grad():
             theta -= first.lr * gradient * mask
 
-    stacked = {k: torch.stack([r[k] for r in records]).numpy() for k in records[0]}  # (E, 2R, ...)
+    stacked = {k: torch.stack([r[k] for r in records]).cpu().numpy() for k in records[0]}  # (E, 2R, ...)
     t = eval_steps * first.lr
     results = []
     for r, config in enumerate(configs):
@@ -258,14 +269,16 @@ def run_batch(configs: list[RunConfig], progress_bar: bool | None = None) -> lis
     return results
 
 
-def run_sweep(configs: list[RunConfig], progress_bar: bool | None = None) -> list[dict]:
-    """Run every config (batched where they share sizes); results in config order."""
+def run_sweep(
+    configs: list[RunConfig], progress_bar: bool | None = None, device: str | torch.device | None = None,
+) -> list[dict]:
+    """Run every config (batched where they share sizes) on ``device``; results in config order."""
     groups: dict[tuple, list[int]] = {}
     for index, config in enumerate(configs):
         groups.setdefault(config.shared(), []).append(index)
     results: list[dict] = [{}] * len(configs)
     for indices in groups.values():
-        for index, result in zip(indices, run_batch([configs[i] for i in indices], progress_bar)):
+        for index, result in zip(indices, run_batch([configs[i] for i in indices], progress_bar, device)):
             results[index] = result
     return results
 
@@ -304,13 +317,15 @@ def chapter_runs(p) -> dict[str, list[RunConfig]]:
     }
 
 
-def run_named(runs: dict[str, list[RunConfig]], progress_bar: bool | None = None) -> dict[str, list[dict]]:
+def run_named(
+    runs: dict[str, list[RunConfig]], progress_bar: bool | None = None, device: str | torch.device | None = None,
+) -> dict[str, list[dict]]:
     """:func:`run_sweep` over every list at once (so runs of equal sizes batch together)."""
     configs = [config for group in runs.values() for config in group]
-    results = iter(run_sweep(configs, progress_bar))
+    results = iter(run_sweep(configs, progress_bar, device))
     return {name: [next(results) for _ in group] for name, group in runs.items()}
 
 
-def run_one(config: RunConfig, progress_bar: bool | None = None) -> dict:
-    """One run (see :func:`run_batch` for the result's keys)."""
-    return run_batch([config], progress_bar)[0]
+def run_one(config: RunConfig, progress_bar: bool | None = None, device: str | torch.device | None = None) -> dict:
+    """One run on ``device`` (see :func:`run_batch` for the result's keys)."""
+    return run_batch([config], progress_bar, device)[0]

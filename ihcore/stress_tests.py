@@ -47,19 +47,21 @@ def phase_one_end(t: np.ndarray, r_four_gram: np.ndarray) -> int:
 
 
 def six_parameter_drift(result: dict, probe: torch.Tensor, end: int) -> dict[str, float]:
-    """Parameter and kernel drift of a six-parameter run from t = 0 to evaluation ``end``."""
+    """Parameter and kernel drift of a six-parameter run from t = 0 to evaluation ``end``, on the probe's device."""
     config = result["config"]
-    outputs, start = six_parameter.output_function(config, torch.as_tensor(result["theta"][0]), probe)
-    _, finish = six_parameter.output_function(config, torch.as_tensor(result["theta"][end]), probe)
+    theta = torch.as_tensor(result["theta"], device=probe.device)
+    outputs, start = six_parameter.output_function(config, theta[0], probe)
+    _, finish = six_parameter.output_function(config, theta[end], probe)
     return laziness.drift(outputs, start, finish)
 
 
 def train_transformer(task, measure, *, d_input: int, d_output: int, length: int, steps: int, lr: float,
                       seed: int, d_model: int = 32, init_scale: float = 0.1, batch_size: int = 128,
-                      progress: bool | None = None) -> tuple[AttentionOnlyTransformer, History]:
+                      progress: bool | None = None,
+                      device: str | torch.device | None = None) -> tuple[AttentionOnlyTransformer, History]:
     """The spine's 2-layer, 2-head attention-only transformer (learned absolute positions,
-    no self-attention), small init, trained with Adam on ``task``; 100 evaluations, each
-    with a checkpoint."""
+    no self-attention), small init, trained with Adam on ``task`` on ``device`` (None: the
+    current device; the model is left there); 100 evaluations, each with a (CPU) checkpoint."""
     config = TransformerConfig(d_input, d_output, length, n_layers=2, n_heads=2, d_model=d_model,
                                attend_to_self=False, init_scale=init_scale)
     seeds = Seeds.from_base(seed)
@@ -67,13 +69,14 @@ def train_transformer(task, measure, *, d_input: int, d_output: int, length: int
     model = AttentionOnlyTransformer(config, seed=seeds.init)
     history = train(model, task, steps=steps, lr=lr, batch_size=batch_size, eval_every=every,
                     measures=[measure], eval_batch_size=1024, seeds=seeds,
-                    checkpoint_steps=range(0, steps + 1, every), progress=progress)
-    history.checkpoints[steps] = {k: v.clone() for k, v in model.state_dict().items()}
+                    checkpoint_steps=range(0, steps + 1, every), progress=progress, device=device)
+    history.checkpoints[steps] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     return model, history
 
 
 def transformer_drift(model: AttentionOnlyTransformer, history: History, tokens: torch.Tensor, end: int) -> dict[str, float]:
-    """Drift of ``model``'s readout (channel 0) from step 0 to evaluation index ``end``."""
+    """Drift of ``model``'s readout (channel 0) from step 0 to evaluation index ``end``, computed
+    on the model's device."""
     outputs, flatten = laziness.model_outputs(model, tokens)
     step = int(history.eval_steps[end])
     return laziness.drift(outputs, flatten(history.checkpoints[0]), flatten(history.checkpoints[step]))

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from ihcore import clamps, measures
@@ -111,8 +112,9 @@ def singh_model(task: ItemLabelTask, n_heads: int, d_model: int, seed: int, n_la
     return AttentionOnlyTransformer(config, seed=seed)
 
 
-def run_one(config: RunConfig, progress: bool | None = False) -> dict:
-    """Train under ``config.condition``; returns the config's fields, the loss curve and the phase change.
+def run_one(config: RunConfig, progress: bool | None = False, device: str | torch.device | None = None) -> dict:
+    """Train under ``config.condition`` on ``device`` (None: the current device); returns the
+    config's fields, the loss curve and the phase change.
 
     Result keys: the fields of ``config``, ``eval_steps`` (E,), ``loss`` and
     ``loss_in_context`` (E,) on training and held-out classes, evaluated under the same
@@ -126,7 +128,7 @@ def run_one(config: RunConfig, progress: bool | None = False) -> dict:
         model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.eval_every,
         measures=[measures.loss_and_accuracy(task, ["train", "in_context"], hooks=clamp)],
         eval_splits=["train", "in_context"], eval_batch_size=config.eval_batch_size,
-        seeds=seeds, hooks=clamp, progress=progress,
+        seeds=seeds, hooks=clamp, progress=progress, device=device,
     )
     loss = history["loss/train"]
     return {
@@ -153,9 +155,11 @@ def clamped_losses(task, split: str, clamps_by_name: Mapping[str, clamps.Clamp])
     return measure
 
 
-def run_sweep(configs: Sequence[RunConfig], progress: bool | None = None) -> list[dict]:
-    """:func:`run_one` for each configuration, in order, with one progress bar for the sweep."""
-    return [run_one(config) for config in tqdm(configs, disable=not progress_enabled(progress), desc="runs")]
+def run_sweep(
+    configs: Sequence[RunConfig], progress: bool | None = None, device: str | torch.device | None = None,
+) -> list[dict]:
+    """:func:`run_one` for each configuration, in order, on ``device``, with one progress bar for the sweep."""
+    return [run_one(config, device=device) for config in tqdm(configs, disable=not progress_enabled(progress), desc="runs")]
 
 
 # The chapter's data-dependence sweep: what each column leaves to learn -> the clamp condition.

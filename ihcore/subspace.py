@@ -60,13 +60,18 @@ class BlockBasis:
 
     def coefficients(self, weights) -> np.ndarray:
         """(K,) coefficients ``<W, E_k> / D`` of the orthogonal projection of (W1, W2, W3)."""
-        values = [torch.einsum("kij,ij->k", E, W.detach()) / self.dim for E, W in zip(self.matrices, weights)]
-        return torch.cat(values).numpy()
+        values = [torch.einsum("kij,ij->k", E.to(W.device), W.detach()) / self.dim for E, W in zip(self.matrices, weights)]
+        return torch.cat(values).cpu().numpy()
 
-    def build(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(W1, W2, W3) = sum_k c_k E_k for coefficients (K,) in the order of ``names`` (differentiable)."""
-        parts = coefficients.split([len(E) for E in self.matrices])
-        return tuple(torch.einsum("k,kij->ij", c, E) for c, E in zip(parts, self.matrices))
+    def build(self, coefficients: torch.Tensor, matrices=None) -> tuple[torch.Tensor, ...]:
+        """(W1, W2, W3) = sum_k c_k E_k for coefficients (K,) in the order of ``names`` (differentiable).
+
+        ``matrices``: the basis matrices on the coefficients' device (default: :attr:`matrices`,
+        moved there).
+        """
+        matrices = tuple(E.to(coefficients.device) for E in self.matrices) if matrices is None else matrices
+        parts = coefficients.split([len(E) for E in matrices])
+        return tuple(torch.einsum("k,kij->ij", c, E) for c, E in zip(parts, matrices))
 
     def project(self, weights) -> tuple[torch.Tensor, ...]:
         """Orthogonal projection of (W1, W2, W3) onto the subspace."""

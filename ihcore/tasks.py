@@ -37,6 +37,8 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
+from ihcore import devices
+
 SPLITS = ("train", "in_context", "in_weights", "relabel")
 
 
@@ -55,14 +57,18 @@ class Batch:
     context_labels: torch.Tensor
     context_matches: torch.Tensor
 
+    def to(self, device: str | torch.device) -> Batch:
+        """The batch with every tensor on ``device``."""
+        return devices.batch_to(self, device)
+
     @property
     def n_pairs(self) -> int:
         return self.context_labels.shape[1]
 
     @property
     def label_positions(self) -> torch.Tensor:
-        """(N,) positions of the context labels: 1, 3, ..., 2N - 1."""
-        return 2 * torch.arange(self.n_pairs) + 1
+        """(N,) positions of the context labels: 1, 3, ..., 2N - 1 (on the batch's device)."""
+        return 2 * torch.arange(self.n_pairs, device=self.tokens.device) + 1
 
     @property
     def query_position(self) -> int:

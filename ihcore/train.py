@@ -4,6 +4,10 @@ Randomness is split three ways (as in the Singh et al. code): the model's initia
 is seeded by the model's constructor, the training batches by ``Seeds.data`` and the
 fixed evaluation batches by ``Seeds.eval``, so changing one never changes the others.
 Same seeds and the same thread count give bit-identical results on one machine.
+
+Devices: the model is moved to ``device`` (:func:`ihcore.devices.pick`: None is the
+current device); batches are still drawn on the CPU from the CPU generators, so the data
+are the same on every device, then moved. Checkpoints are kept on the CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ihcore import devices
 from ihcore.measures import Measure
 
 
@@ -78,6 +83,7 @@ def train(
     threads: int = 1,
     progress: bool | None = None,
     hooks: Callable[[object], Mapping] | None = None,
+    device: str | torch.device | None = None,
 ) -> History:
     """Train ``model`` on batches from ``task.sample`` with loss ``task.loss``.
 
@@ -88,7 +94,9 @@ def train(
     seed (``Seeds.init``) is given to its constructor, before training. ``hooks``, a
     function of the training batch returning hook functions by hook-point name (e.g. an
     :class:`ihcore.clamps.Clamp`), is attached to the model for each training forward
-    pass; measures that should see it take it themselves.
+    pass; measures that should see it take it themselves. ``device`` (None: the current
+    device, :func:`ihcore.devices.current`) is where the model (moved there, and left there)
+    and the batches live; measures get their batches on it.
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
@@ -96,9 +104,11 @@ def train(
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     torch.set_num_threads(threads)
+    device = devices.pick(device)
+    model.to(device)
     data = torch.Generator().manual_seed(seeds.data)
     evaluation = torch.Generator().manual_seed(seeds.eval)
-    eval_batches = {split: task.sample(eval_batch_size, split, evaluation) for split in eval_splits}
+    eval_batches = {split: devices.move(task.sample(eval_batch_size, split, evaluation), device) for split in eval_splits}
     optimiser_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
     optimiser = optimiser_class(model.parameters(), lr=lr)
 
@@ -115,12 +125,12 @@ def train(
 
     for step in tqdm(range(steps + 1), disable=not progress_enabled(progress), desc="training"):
         if step in checkpoint_steps:
-            checkpoints[step] = copy.deepcopy(model.state_dict())
+            checkpoints[step] = _cpu_copy(model.state_dict())
         if step % eval_every == 0 or step == steps:
             evaluate(step)
         if step == steps:
             break
-        batch = task.sample(batch_size, "train", data)
+        batch = devices.move(task.sample(batch_size, "train", data), device)
         with model.hooks(hooks(batch)) if hooks is not None else nullcontext():
             loss = task.loss(model(batch.tokens), batch)
         optimiser.zero_grad()
@@ -130,3 +140,13 @@ def train(
 
     values = {name: np.stack([r[name] for r in records]) for name in records[0]} if measures else {}
     return History(np.array(eval_steps), values, train_loss, checkpoints)
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of a state_dict on the CPU (a deep copy when it is there already)."""
+    if all(tensor.device.type == "cpu" for tensor in state.values()):
+        return copy.deepcopy(state)
+    copied = copy.copy(state)  # keeps the OrderedDict and its _metadata
+    for name, tensor in state.items():
+        copied[name] = tensor.detach().to("cpu", copy=True)
+    return copied
