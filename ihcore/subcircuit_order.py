@@ -307,6 +307,15 @@ def curve_noise(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / np.sqrt(2))
 
 
+def covered_fraction(values: np.ndarray, direction: int = 1) -> np.ndarray:
+    """(E,) the fraction of its change from step 0 to its end value (the median of the last
+    :data:`END_WINDOW` evaluations) that the curve has covered at each evaluation; ``direction``
+    -1 for a loss (the change is a fall). NaN everywhere if the curve did not change."""
+    values = direction * np.asarray(values, dtype=float)
+    change = float(np.median(values[-END_WINDOW:])) - values[0]
+    return (values - values[0]) / change if change != 0 else np.full(values.shape, np.nan)
+
+
 def rise_time(steps: np.ndarray, values: np.ndarray, fraction: float = 0.5, direction: int = 1) -> float:
     """First step at which the curve has covered ``fraction`` of its change (module docstring); NaN if none.
 
@@ -315,11 +324,10 @@ def rise_time(steps: np.ndarray, values: np.ndarray, fraction: float = 0.5, dire
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     values = direction * np.asarray(values, dtype=float)
-    start, end = values[0], float(np.median(values[-END_WINDOW:]))
-    change = end - start
+    change = float(np.median(values[-END_WINDOW:])) - values[0]
     if change <= 0 or change <= NOISE_MULTIPLE * curve_noise(values):
         return float("nan")
-    reached = np.flatnonzero(values - start >= fraction * change)
+    reached = np.flatnonzero(covered_fraction(values) >= fraction)
     return float(steps[reached[0]]) if reached.size else float("nan")
 
 
