@@ -66,6 +66,7 @@ def test_configs_take_the_chapters_defaults():
     assert (musat.seed, musat.steps) == (4, 50)
     model = cs.build_model(musat, cs.build_task(musat))
     assert model.config.n_heads == 1 and model.config.d_input == 32
+    assert cs.scaling_config("singh", 2) == cs.ScalingConfig()  # the dataclass defaults are the singh task's
     configs = cs.default_configs()
     assert len(configs) == sum(len(ns) for ns in cs.DEFAULT_N.values()) * len(cs.DEFAULT_SEEDS)
     with pytest.raises(ValueError, match="n_pairs"):
