@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ihcore.fits import line_fit
+
 
 def first_time_at_least(t: np.ndarray, values: np.ndarray, level: float) -> float:
     """First t with values ≥ level; NaN if never. t, values (E,)."""
@@ -100,8 +102,6 @@ def plateau_deviation(t: np.ndarray, loss: np.ndarray, reference: np.ndarray, st
 
 
 def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares y ≈ slope x + intercept; returns (slope, intercept, R²)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    slope, intercept = np.polyfit(x, y, 1)
-    residual = y - (slope * x + intercept)
-    return float(slope), float(intercept), float(1 - residual.var() / y.var())
+    """Least-squares y ≈ slope x + intercept; returns (slope, intercept, R²) (:func:`ihcore.fits.line_fit`)."""
+    fit = line_fit(x, y)
+    return fit.slope, fit.intercept, fit.r_squared

@@ -33,6 +33,7 @@ from torch import nn
 
 from ihcore import devices
 from ihcore.disentangled import DisentangledBase, DisentangledConfig
+from ihcore.fits import loglog_slope  # noqa: F401  (re-exported: the Musat chapter and minimal_runs import it from here)
 from ihcore.musat_tasks import ContinuousTask
 from ihcore.subspace import KEY_COEFFICIENTS, BlockBasis, block_basis
 
@@ -210,10 +211,3 @@ def run_flow_config(config: dict) -> dict:
         "grad_gamma3@0": abs(three_parameter_gradient(0.0, 0.0, 0.0, n)[2]),
         "grad_beta2@gamma3": abs(gradient[1]), "grad_alpha3/beta2@gamma3": abs(gradient[0]) / beta2,
     }
-
-
-def loglog_slope(x, y) -> float:
-    """Least-squares slope of log y against log x (NaN if fewer than two finite points)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]) if ok.sum() >= 2 else float("nan")
