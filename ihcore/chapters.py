@@ -167,6 +167,27 @@ WANG = Chapter(
     ),
 )
 
+ACROSS = Chapter(
+    slug="across",
+    notebook="chapters/across.ipynb",
+    title="Across the three papers: one mechanism, three lenses",
+    parameters=ParameterSpec(
+        (
+            Parameter("seed", int, 0, "first seed: the order and scaling runs use seed, seed + 1, ...", 0, 2**31 - 1),
+            Parameter("order_seeds", int, 5, "seeds of the order experiment (Singh's baseline model)", 2, 50),
+            Parameter("order_steps", int, 1000, "training steps of each order run", 100, 200_000),
+            Parameter("order_eval_every", int, 10, "steps between the checkpoints the order is read from", 1, 10_000),
+            Parameter("scaling_seeds", int, 3, "seeds per context length of the N-scaling runs", 2, 50),
+            Parameter("singh_n_max", int, 4, "Singh's task at N = 2, 3, ..., singh_n_max pairs (8 labels)", 3, 8),
+            Parameter("musat_n_max", int, 8, "Musat's token task at N = 2, 3, 4, 6, 8, ... up to musat_n_max", 4, 16),
+            Parameter("results_dir", str, "", "folder of sweep result files to reuse and resume ('': run in memory)"),
+            DEVICE,
+            SHOW_PROGRESS,
+        ),
+        checks=((lambda p: p.order_eval_every <= p.order_steps // 10, "order_eval_every must be <= order_steps / 10"),),
+    ),
+)
+
 INTRODUCTION = Chapter(
     slug="introduction",
     notebook="chapters/introduction.ipynb",
@@ -175,7 +196,7 @@ INTRODUCTION = Chapter(
 )
 
 CHAPTERS: dict[str, Chapter] = {
-    chapter.slug: chapter for chapter in (FROM_SCRATCH, MUSAT, WANG, SINGH, INTRODUCTION)
+    chapter.slug: chapter for chapter in (FROM_SCRATCH, MUSAT, WANG, SINGH, ACROSS, INTRODUCTION)
 }
 
 

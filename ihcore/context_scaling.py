@@ -42,11 +42,8 @@ the sweep: Θ(N²) reproduced if the mean slope is in [1.5, 2.5], partly if in [
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-
-from tqdm import tqdm
 
 from ihcore import fits, measures
 from ihcore.chapters import MUSAT, SINGH
@@ -54,7 +51,7 @@ from ihcore.models import AttentionOnlyTransformer, TransformerConfig
 from ihcore.musat_tasks import TokenTask
 from ihcore.subcircuits import singh_model
 from ihcore.tasks import ItemLabelTask
-from ihcore.train import Seeds, progress_enabled, train
+from ihcore.train import Seeds, train
 
 TASKS = ("singh", "musat")
 PHASE_CHANGE_FRACTION = 0.4  # of the plateau loss ln N (Singh et al.: 0.4 ln 2 at N = 2)
@@ -137,6 +134,14 @@ def default_configs(
     return [scaling_config(task, n, seed, **overrides) for task, ns in n_values.items() for n in ns for seed in seeds]
 
 
+def context_lengths(task: str, n_max: int) -> tuple[int, ...]:
+    """The N of the chapter's sweep up to ``n_max``: every N from 2 for singh (few labels), and
+    2, 3, 4, 6, 8, 12, ... (about √2 apart on the log axis) for musat."""
+    if task == "singh":
+        return tuple(range(2, n_max + 1))
+    return tuple(n for n in sorted({2**k for k in range(1, 12)} | {3 * 2**k for k in range(11)}) if 2 <= n <= n_max)
+
+
 def plateau_loss(n_pairs: int) -> float:
     """ln N: cross-entropy of a readout uniform over the N distinct labels in context (the target among them)."""
     return math.log(n_pairs)
@@ -182,19 +187,16 @@ def run_one(config: ScalingConfig, device=None, progress: bool | None = False) -
     Result keys: the fields of ``config``; ``eval_steps``, ``loss``, ``accuracy`` (E,) on the
     fixed evaluation batch; ``plateau_loss`` (ln N); ``threshold`` (0.4 ln N);
     ``phase_change`` (first evaluation step with loss below the threshold, None if never);
-    ``censored`` (bool); ``wall_s`` (seconds). ``device`` is passed on to ``train`` when given.
+    ``censored`` (bool). ``device``: where to train (None: :func:`ihcore.devices.current`).
     """
     seeds = Seeds.from_base(config.seed)
     task = build_task(config)
     model = build_model(config, task)
-    where = {} if device is None else {"device": device}
-    start = time.perf_counter()
     history = train(
         model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.eval_every,
         measures=[measures.loss_and_accuracy(task, ["train"])], eval_splits=["train"],
-        eval_batch_size=config.eval_batch_size, seeds=seeds, progress=progress, **where,
+        eval_batch_size=config.eval_batch_size, seeds=seeds, progress=progress, device=device,
     )
-    wall = time.perf_counter() - start
     loss = history["loss/train"]
     threshold = phase_change_threshold(config.n_pairs)
     phase_change = measures.first_step_below(history.eval_steps, loss, threshold)
@@ -207,13 +209,7 @@ def run_one(config: ScalingConfig, device=None, progress: bool | None = False) -
         "threshold": threshold,
         "phase_change": phase_change,
         "censored": phase_change is None,
-        "wall_s": wall,
     }
-
-
-def run_sweep(configs: Sequence[ScalingConfig], device=None, progress: bool | None = None) -> list[dict]:
-    """:func:`run_one` for each configuration, in order (runs are independent), one progress bar."""
-    return [run_one(c, device) for c in tqdm(configs, disable=not progress_enabled(progress), desc="runs")]
 
 
 def phase_change_at(result: dict, fraction: float) -> int | None:

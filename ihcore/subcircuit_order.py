@@ -388,11 +388,3 @@ DEFAULT_N_SEEDS = 5
 def order_configs(n_seeds: int = DEFAULT_N_SEEDS, base_seed: int = 0, **overrides) -> list[OrderConfig]:
     """The sweep: one :class:`OrderConfig` per seed base_seed, base_seed + 1, ..."""
     return [OrderConfig(seed=base_seed + i, **overrides) for i in range(n_seeds)]
-
-
-def order_experiment(n_seeds: int = DEFAULT_N_SEEDS, base_seed: int = 0, **overrides) -> dict:
-    """Run every seed and summarise: ``results`` (list of :func:`run_one` dicts) and
-    ``summaries[(lens, fraction)]`` (:func:`order_over_seeds`) for every lens and fraction."""
-    results = [run_one(config) for config in order_configs(n_seeds, base_seed, **overrides)]
-    summaries = {(lens, f): order_over_seeds(results, lens, f) for lens in LENSES for f in FRACTIONS}
-    return {"results": results, "summaries": summaries}

@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ihcore import minimal_runs, six_parameter, subcircuits
+from ihcore import context_scaling, minimal_runs, six_parameter, subcircuit_order, subcircuits
 from ihcore.chapters import get_chapter
 from ihcore.claims import write_json_atomic
 from ihcore.train import progress_enabled
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
-NOT_IN_KEYS = ("show_progress", "device")  # parameters that do not change what a run computes
+NOT_IN_KEYS = ("show_progress", "device", "results_dir")  # parameters that do not change what a run computes
 ARRAY_TAG = "__ndarray__"
 
 
@@ -243,6 +243,16 @@ def run_sweep(
     return [_load(directory / f"{key}.json")["result"] for key, _ in mine]
 
 
+def run_or_load(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str = "", progress: bool | None = None) -> list[dict]:
+    """Every result of ``sweep`` at ``p``, in configuration order: computed in memory when
+    ``results_dir`` is empty, else through :func:`run_sweep`'s result files there (finished runs,
+    e.g. from shards run elsewhere, are read, not recomputed). A chapter's way to run its sweeps."""
+    if results_dir:
+        return run_sweep(sweep, p, results_dir, progress=progress)
+    configs = sweep.configs(p)
+    return [sweep.run(config) for config in tqdm(configs, desc=sweep.name, unit="run", disable=not progress_enabled(progress))]
+
+
 def parameter_flags(sweep: Sweep, p: SimpleNamespace) -> str:
     """``-p NAME VALUE`` for each parameter of ``p`` that differs from the chapter's default."""
     defaults = get_chapter(sweep.chapter).parameters.defaults()
@@ -364,4 +374,32 @@ register(Sweep(
     "singh-data", "singh", "classes x labels x what is left to learn (heads from the baseline, trained first)",
     _singh_data_build, _singh_run, key_fields=("n_classes", "n_labels", "condition"), prepare=subcircuits.baseline_heads,
     prepare_example=_HEADS_EXAMPLE,
+))
+
+def _across_order_build(p) -> list[dict]:
+    return [asdict(c) for c in subcircuit_order.order_configs(p.order_seeds, p.seed, steps=p.order_steps,
+                                                              eval_every=p.order_eval_every)]
+
+
+def _across_order_run(config: dict) -> dict:
+    return subcircuit_order.run_one(subcircuit_order.OrderConfig(**config))
+
+
+def _across_scaling_build(p) -> list[dict]:
+    lengths = {task: context_scaling.context_lengths(task, n_max)
+               for task, n_max in (("singh", p.singh_n_max), ("musat", p.musat_n_max))}
+    return [asdict(c) for c in context_scaling.default_configs(range(p.seed, p.seed + p.scaling_seeds), lengths)]
+
+
+def _across_scaling_run(config: dict) -> dict:
+    return context_scaling.run_one(context_scaling.ScalingConfig(**config))
+
+
+register(Sweep(
+    "across-order", "across", "Singh's baseline model once per seed, read through both lenses (Musat's order)",
+    _across_order_build, _across_order_run, key_fields=("seed",),
+))
+register(Sweep(
+    "across-scaling", "across", "phase-change time at each context length N, both tasks, every seed (the N^2 law)",
+    _across_scaling_build, _across_scaling_run, key_fields=("task", "n_pairs", "seed"),
 ))

@@ -259,6 +259,7 @@ TINY = {
     "wang": {"time": 10.0, "unnormalised_time": 10.0, "n_train": 64, "n_eval": 64, "sweep_max_length": 32},
     "singh": {"steps": 10, "slow_steps": 10, "clamp_steps": 10, "sweep_steps": 10, "eval_every": 5, "n_heads": 2,
               "d_model": 8, "item_dim": 8, "n_classes": 4, "sweep_classes": 5, "sweep_labels": 6},
+    "across": {"order_seeds": 2, "order_steps": 100, "scaling_seeds": 2, "singh_n_max": 3, "musat_n_max": 4},
 }
 
 
@@ -308,3 +309,13 @@ def test_the_builders_reproduce_the_notebooks_inline_configurations():
     ]
     assert subcircuits.DATA_SWEEP_COLUMNS == sweep_columns and subcircuits.data_sweep_rows(P) == sweep_rows
     assert subcircuits.data_configs(P, 3) == sweep_configs
+
+
+def test_a_chapter_gets_the_same_results_in_memory_and_through_result_files(counting_registered, tmp_path):
+    sweep = sweeps.SWEEPS["test-counting"]
+    in_memory = sweeps.run_or_load(sweep, sweep.parameters(), "", progress=False)
+    through_files = sweeps.run_or_load(sweep, sweep.parameters(), tmp_path, progress=False)
+    assert sweeps.canonical(in_memory) == sweeps.canonical(through_files)
+    again = sweeps.run_or_load(sweep, sweep.parameters(), tmp_path, progress=False)
+    assert sweeps.canonical(again) == sweeps.canonical(through_files)
+    assert counting_registered == list(range(7)) * 2  # the second call through files recomputed nothing
