@@ -19,7 +19,7 @@ generalised to N item–label pairs:
   batch 32 (:func:`ihcore.subcircuits.singh_model`).
 * ``task="musat"`` — Musat et al.'s token task ``TokenTask(n_pairs=N, n_tokens=max(32, 2N))``
   with the Musat chapter's standard model (1 head per layer, ``std_d_model``) and training
-  (``std_lr``, ``std_batch_size``): :func:`token_task_model`, the model the chapter builds.
+  (``std_lr``, ``std_batch_size``): :func:`ihcore.musat_tasks.token_task_model`, the model the chapter builds.
   The same caution as for ``n_labels``: the default N keep 2N <= n_tokens / 2. At 2N =
   n_tokens every token is in every context, so a readout of the context average (the first
   signal in Musat et al.'s mechanism, C7) is uniform and carries nothing; N = 16 with 32
@@ -47,8 +47,8 @@ from dataclasses import asdict, dataclass
 
 from ihcore import fits, measures
 from ihcore.chapters import MUSAT, SINGH
-from ihcore.models import AttentionOnlyTransformer, TransformerConfig
-from ihcore.musat_tasks import TokenTask
+from ihcore.models import AttentionOnlyTransformer
+from ihcore.musat_tasks import TokenTask, token_task_model
 from ihcore.subcircuits import singh_model
 from ihcore.tasks import ItemLabelTask
 from ihcore.train import Seeds, train
@@ -161,17 +161,6 @@ def build_task(config: ScalingConfig) -> ItemLabelTask | TokenTask:
         n_heldout_classes=100, prototypes=config.prototypes, labels="per_sequence", bursty=1.0,
         n_context_classes=config.n_pairs, seed=Seeds.from_base(config.seed).init,
     )
-
-
-def token_task_model(task: TokenTask, d_model: int, seed: int, n_heads: int = 1) -> AttentionOnlyTransformer:
-    """Musat et al.'s standard model for the token task, as the Musat chapter builds it.
-
-    2 layers, ``n_heads`` (1) heads, additive residual, learned positions, no LayerNorm;
-    one-hot tokens in, one logit per token out.
-    """
-    config = TransformerConfig(d_input=task.n_tokens, d_output=task.n_tokens, n_positions=task.n_positions,
-                               n_heads=n_heads, d_model=d_model)
-    return AttentionOnlyTransformer(config, seed=seed)
 
 
 def build_model(config: ScalingConfig, task) -> AttentionOnlyTransformer:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ihcore import devices
+from ihcore.models import AttentionOnlyTransformer, TransformerConfig
 from ihcore.tasks import Batch, query_cross_entropy
 
 
@@ -167,3 +168,14 @@ class TokenTask:
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Cross-entropy of the readout at the query position; logits (B, T, n_tokens)."""
         return query_cross_entropy(logits, batch)
+
+
+def token_task_model(task: TokenTask, d_model: int, seed: int, n_heads: int = 1) -> AttentionOnlyTransformer:
+    """Musat et al.'s standard model for the token task (the Musat chapter's, and the N-scaling runs').
+
+    2 layers, ``n_heads`` (1) heads, additive residual, learned positions, no LayerNorm;
+    one-hot tokens in, one logit per token out.
+    """
+    config = TransformerConfig(d_input=task.n_tokens, d_output=task.n_tokens, n_positions=task.n_positions,
+                               n_heads=n_heads, d_model=d_model)
+    return AttentionOnlyTransformer(config, seed=seed)
