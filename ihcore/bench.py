@@ -3,8 +3,8 @@
 Measures the training loop alone (the from-scratch chapter's default model and task, one
 thread), each study's own runs (Musat: full vs reduced models and the closed-form N sweep;
 Wang: the batched six-parameter sweeps; Singh: the baseline's time to its phase change and
-the clamp runs), and each chapter executed end to end at its defaults (kernel start
-included). Each row says whether it is wall time, CPU time or a ratio. Speed targets are
+the clamp runs; the cross-paper chapter's order and N-scaling sweeps), and each chapter
+executed end to end at its defaults (kernel start included). Each row says whether it is wall time, CPU time or a ratio. Speed targets are
 checked here, not in timed tests.
 """
 
@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from ihcore import six_parameter, stress_tests
+from ihcore import six_parameter, stress_tests, sweeps
 from ihcore.book import run_chapter
-from ihcore.chapters import CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, WANG
+from ihcore.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, WANG
 from ihcore.minimal_runs import run_minimal
 from ihcore.mixed_target import DiscreteMixedTarget, MixedTarget, discrete_progress_measure, progress_measure
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
@@ -106,12 +106,26 @@ def bench_wang() -> list[tuple[str, str]]:
     return rows
 
 
+def bench_across() -> list[tuple[str, str]]:
+    """The cross-paper chapter's two sweeps at its defaults (wall time, 1 thread)."""
+    p = ACROSS.parameters.validate({})
+    torch.set_num_threads(1)
+    rows = []
+    for name in ("across-order", "across-scaling"):
+        sweep = sweeps.get_sweep(name)
+        start = time.perf_counter()
+        runs = sweeps.run_or_load(sweep, p, progress=False)
+        rows.append((f"{name}: {len(runs)} runs ({sweep.description})", f"{time.perf_counter() - start:.1f} s"))
+    return rows
+
+
 def main() -> None:
     pin_cpu_numerics()  # the chapters' own numerics (ihcore.reproducibility)
     rows = [("training step, from-scratch defaults (1 thread)", f"{1000 * time_training():.2f} ms")]
     rows += bench_musat()
     rows += bench_wang()
     rows += bench_singh()
+    rows += bench_across()
     for chapter in CHAPTERS.values():
         start = time.perf_counter()
         run_chapter(chapter, {})
