@@ -159,7 +159,7 @@ def _weights(model, layer: int, head: int):
 
 def item_tokens(task) -> torch.Tensor:
     """(n_classes, d_input) the training prototypes as item tokens [μ_k ; 0]."""
-    prototypes = task._world["train_prototypes"]
+    prototypes = task.train_prototypes
     return torch.cat([prototypes, torch.zeros(len(prototypes), task.n_labels)], dim=1)
 
 

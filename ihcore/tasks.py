@@ -134,6 +134,11 @@ class ItemLabelTask:
     def n_positions(self) -> int:
         return 2 * self.n_pairs + 1
 
+    @property
+    def train_prototypes(self) -> torch.Tensor:
+        """(n_classes, item_dim) the training classes' prototypes (the same for every batch)."""
+        return self._world["train_prototypes"]
+
     @cached_property
     def _world(self) -> dict[str, torch.Tensor]:
         """Prototypes (K, D) of training and held-out classes, and each class's fixed label."""
