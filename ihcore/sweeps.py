@@ -246,9 +246,11 @@ def run_sweep(
 def run_or_load(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str = "", progress: bool | None = None) -> list[dict]:
     """Every result of ``sweep`` at ``p``, in configuration order: computed in memory when
     ``results_dir`` is empty, else through :func:`run_sweep`'s result files there (finished runs,
-    e.g. from shards run elsewhere, are read, not recomputed). A chapter's way to run its sweeps."""
+    e.g. from shards run elsewhere, are read, not recomputed). A relative ``results_dir`` is
+    taken from the repository root (a chapter's kernel runs elsewhere), so ``results`` is the
+    folder ``python -m ihcore sweep`` fills by default. A chapter's way to run its sweeps."""
     if results_dir:
-        return run_sweep(sweep, p, results_dir, progress=progress)
+        return run_sweep(sweep, p, RESULTS_DIR.parent / results_dir, progress=progress)
     configs = sweep.configs(p)
     return [sweep.run(config) for config in tqdm(configs, desc=sweep.name, unit="run", disable=not progress_enabled(progress))]
 
