@@ -84,6 +84,14 @@ def batch_to(batch, device: str | torch.device):
     return dataclasses.replace(batch, **changes)
 
 
+class TensorBatch:
+    """Base of the tasks' (frozen dataclass) batches: ``to(device)`` moves every tensor field."""
+
+    def to(self, device: str | torch.device):
+        """The batch with every tensor on ``device``."""
+        return batch_to(self, device)
+
+
 def move(batch, device: str | torch.device):
     """``batch`` on ``device``: a tensor, anything with a ``to(device)`` method (the tasks'
     batches), a dataclass of tensors, or a mapping of those (values moved)."""

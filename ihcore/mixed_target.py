@@ -74,7 +74,7 @@ def normalisation_factor(length: int, normalisation: str) -> float:
 
 
 @dataclass(frozen=True)
-class RegressionBatch:
+class RegressionBatch(devices.TensorBatch):
     """Sequences for the spine's :func:`ihcore.train.train`.
 
     tokens: (B, L, 1) float; target: (B,) f*(X); four_gram: (B,) α* f_G4;
@@ -85,10 +85,6 @@ class RegressionBatch:
     target: torch.Tensor
     four_gram: torch.Tensor
     induction: torch.Tensor
-
-    def to(self, device: str | torch.device) -> RegressionBatch:
-        """The batch with every tensor on ``device``."""
-        return devices.batch_to(self, device)
 
 
 @dataclass(frozen=True)
@@ -175,16 +171,12 @@ def progress_measure(target: MixedTarget):
 
 
 @dataclass(frozen=True)
-class DiscreteBatch:
+class DiscreteBatch(devices.TensorBatch):
     """tokens: (B, L, V) one-hot float; ids: (B, L) long; target: (B, V) the distribution p*."""
 
     tokens: torch.Tensor
     ids: torch.Tensor
     target: torch.Tensor
-
-    def to(self, device: str | torch.device) -> DiscreteBatch:
-        """The batch with every tensor on ``device``."""
-        return devices.batch_to(self, device)
 
 
 @dataclass(frozen=True)

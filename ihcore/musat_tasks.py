@@ -47,16 +47,12 @@ def rotation_matrix(dim: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class ContinuousBatch:
+class ContinuousBatch(devices.TensorBatch):
     """tokens (B, 2N+1, 2D); target (B, D) = y_q; query_index (B,) long, q - 1 in 0..N-1."""
 
     tokens: torch.Tensor
     target: torch.Tensor
     query_index: torch.Tensor
-
-    def to(self, device: str | torch.device) -> ContinuousBatch:
-        """The batch with every tensor on ``device``."""
-        return devices.batch_to(self, device)
 
 
 @dataclass(frozen=True)

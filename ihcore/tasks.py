@@ -43,7 +43,7 @@ SPLITS = ("train", "in_context", "in_weights", "relabel")
 
 
 @dataclass(frozen=True)
-class Batch:
+class Batch(devices.TensorBatch):
     """A batch of item–label sequences.
 
     tokens: (B, 2N+1, item_dim + n_labels) float; items at even positions, labels at odd.
@@ -56,10 +56,6 @@ class Batch:
     target: torch.Tensor
     context_labels: torch.Tensor
     context_matches: torch.Tensor
-
-    def to(self, device: str | torch.device) -> Batch:
-        """The batch with every tensor on ``device``."""
-        return devices.batch_to(self, device)
 
     @property
     def n_pairs(self) -> int:
