@@ -54,17 +54,31 @@ def token_qk(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
     return ((model.W_E @ W_Q) @ (model.W_E @ W_K).T / math.sqrt(W_Q.shape[1])).cpu()
 
 
-def matching_qk(model: AttentionOnlyTransformer, prev_head: int = 0, induction_head: int = 0) -> torch.Tensor:
-    """(V, V) layer-1 score of query token v (rows) on a key holding layer 0's copy of token u (columns)."""
+def _embedded(model: AttentionOnlyTransformer, tokens: torch.Tensor | None) -> torch.Tensor:
+    """(K, d) embeddings of ``tokens`` (K, d_input); None: the one-hot tokens, i.e. the rows of W_E."""
+    return model.W_E if tokens is None else tokens.to(model.W_E.device) @ model.W_E
+
+
+def matching_qk(model: AttentionOnlyTransformer, prev_head: int = 0, induction_head: int = 0,
+                tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """(V, V) layer-1 score of query token v (rows) on a key holding layer 0's copy of token u (columns).
+
+    ``tokens`` (K, d_input): other input vectors in the token's roles (e.g. class prototypes
+    when inputs are features); the matrix is then (K, K). None: the one-hot tokens.
+    """
     _, _, W_V0, W_O0 = _layer(model, 0, prev_head)
     W_Q1, W_K1, _, _ = _layer(model, 1, induction_head)
-    return ((model.W_E @ W_Q1) @ (model.W_E @ W_V0 @ W_O0 @ W_K1).T / math.sqrt(W_Q1.shape[1])).cpu()
+    embedded = _embedded(model, tokens)
+    return ((embedded @ W_Q1) @ (embedded @ W_V0 @ W_O0 @ W_K1).T / math.sqrt(W_Q1.shape[1])).cpu()
 
 
-def copying_ov(model: AttentionOnlyTransformer, head: int = 0) -> torch.Tensor:
-    """(V_out, V) logits written by layer 1 (head ``head``) (rows: output token) when it attends to token u (columns)."""
+def copying_ov(model: AttentionOnlyTransformer, head: int = 0, tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """(V_out, V) logits written by layer 1 (head ``head``) (rows: output token) when it attends to token u (columns).
+
+    ``tokens`` (K, d_input) as in :func:`matching_qk`: the matrix is then (V_out, K).
+    """
     _, _, W_V1, W_O1 = _layer(model, 1, head)
-    return (model.W_E @ W_V1 @ W_O1 @ model.W_U).T.cpu()
+    return (_embedded(model, tokens) @ W_V1 @ W_O1 @ model.W_U).T.cpu()
 
 
 def stripe_contrast(matrix: torch.Tensor, offset: int = 0) -> float:

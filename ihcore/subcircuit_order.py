@@ -76,7 +76,7 @@ import numpy as np
 import torch
 
 from ihcore import clamps, measures
-from ihcore.progress import position_qk
+from ihcore.progress import copying_ov, matching_qk, position_qk
 from ihcore.subcircuits import PHASE_CHANGE_LOSS, condition_clamp, singh_model, singh_task
 from ihcore.train import Seeds, train
 
@@ -131,32 +131,6 @@ def stripe_measure(scores: torch.Tensor, contrast: bool) -> float:
     return float((stripe - torch.stack(others)).mean())
 
 
-def matching_form(model, tokens: torch.Tensor, prev_head: int, induction_head: int) -> torch.Tensor:
-    """(K, K) layer-1 score of query token k (rows) on a key holding layer 0's copy of token j (columns).
-
-    ``tokens`` (K, d_input) are the token vectors that play the query's and the copied
-    item's roles. With one-hot tokens (the identity) this is :func:`ihcore.progress.matching_qk`.
-    """
-    _, _, W_V0, W_O0 = _weights(model, 0, prev_head)
-    W_Q1, W_K1, _, _ = _weights(model, 1, induction_head)
-    embedded = tokens @ model.W_E  # (K, d)
-    return (embedded @ W_Q1) @ (embedded @ W_V0 @ W_O0 @ W_K1).T / W_Q1.shape[1] ** 0.5
-
-
-def copying_form(model, tokens: torch.Tensor, induction_head: int) -> torch.Tensor:
-    """(d_output, K) logits written by the layer-1 head when it attends to token u (columns).
-
-    With one-hot tokens (the identity) this is :func:`ihcore.progress.copying_ov`.
-    """
-    _, _, W_V1, W_O1 = _weights(model, 1, induction_head)
-    return (tokens @ model.W_E @ W_V1 @ W_O1 @ model.W_U).T
-
-
-def _weights(model, layer: int, head: int):
-    attention = model.layers[layer]
-    return attention.W_Q[head], attention.W_K[head], attention.W_V[head], attention.W_O[head]
-
-
 def item_tokens(task) -> torch.Tensor:
     """(n_classes, d_input) the training prototypes as item tokens [μ_k ; 0]."""
     prototypes = task.train_prototypes
@@ -176,10 +150,10 @@ def weight_measures(model, items: torch.Tensor, labels: torch.Tensor, prev_head:
     tokens; their outputs are the first L logits' diagonal. See the module docstring.
     """
     with torch.no_grad():
-        copying = copying_form(model, labels, induction_head)  # (d_output, L)
+        copying = copying_ov(model, induction_head, tokens=labels)  # (d_output, L)
         return {
             "A": stripe_measure(position_qk(model, prev_head), contrast),
-            "B": diagonal_measure(matching_form(model, items, prev_head, induction_head), contrast),
+            "B": diagonal_measure(matching_qk(model, prev_head, induction_head, tokens=items), contrast),
             "C": diagonal_measure(copying[: labels.shape[0]], contrast),
         }
 

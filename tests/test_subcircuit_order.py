@@ -9,8 +9,8 @@ import torch
 from ihcore.models import AttentionOnlyTransformer, TransformerConfig
 from ihcore.progress import copying_ov, matching_qk, position_qk, progress_measures
 from ihcore.subcircuit_order import (
-    LENSES, SUBCIRCUITS, OrderConfig, choose_heads, copying_form, functional_measures, item_tokens, label_tokens,
-    matching_form, order_over_seeds, rise_time, run_one, weight_measures,
+    LENSES, SUBCIRCUITS, OrderConfig, choose_heads, functional_measures, item_tokens, label_tokens,
+    order_over_seeds, rise_time, run_one, weight_measures,
 )
 from ihcore.subcircuits import singh_model, singh_task
 
@@ -57,8 +57,8 @@ def ideal_circuit(prev_head=1, induction_head=0):
 
 def test_generalised_forms_equal_the_one_hot_originals():
     m, eye = one_hot_model(), torch.eye(6)
-    assert torch.allclose(matching_form(m, eye, 1, 0), matching_qk(m, 1, 0), atol=1e-6)
-    assert torch.allclose(copying_form(m, eye, 1), copying_ov(m, 1), atol=1e-6)
+    assert torch.allclose(matching_qk(m, 1, 0, tokens=eye), matching_qk(m, 1, 0), atol=1e-6)
+    assert torch.allclose(copying_ov(m, 1, tokens=eye), copying_ov(m, 1), atol=1e-6)
 
 
 def test_raw_weight_measures_are_musats_progress_measures_on_one_hot_tokens():
