@@ -26,7 +26,7 @@ test: $(INSTALLED)
 
 ## Wall times of the spine: training steps and each chapter at its defaults.
 bench: $(INSTALLED)
-	$(PYTHON) -m ihcore.bench
+	$(PYTHON) -m ihcore.book.bench
 
 clean:
 	rm -rf _build

@@ -3,13 +3,13 @@
 Notebooks re-executed by nbval write their claims ledgers to a temporary directory, not to
 the committed data/claims/, and show no progress bars (tqdm's stderr would break nbval's
 comparisons). Kernels inherit these variables from the pytest process, as they do the
-pinned instruction sets of :mod:`ihcore.reproducibility`, set before torch is imported.
+pinned instruction sets of :mod:`ihcore.spine.reproducibility`, set before torch is imported.
 """
 
 import os
 import tempfile
 
-from ihcore.reproducibility import pin_cpu_numerics
+from ihcore.spine.reproducibility import pin_cpu_numerics
 
 pin_cpu_numerics()
 

@@ -1,7 +1,15 @@
-"""ihcore: tasks, models, training and measures of the induction-heads companion book.
+"""ihcore: the package of the induction-heads companion book.
 
-One spine shared by every chapter: tasks (:mod:`ihcore.tasks`) → models with named hook
-points (:mod:`ihcore.models`, :mod:`ihcore.hooks`) → the training loop (:mod:`ihcore.train`)
-→ measures (:mod:`ihcore.measures`) → plots (:mod:`ihcore.plots`), with the claims ledger
-(:mod:`ihcore.claims`) and the chapter registry (:mod:`ihcore.chapters`).
+Six folders, each allowed to import only the ones before it (``tests/test_layout.py``
+checks this):
+
+* :mod:`ihcore.spine` — what every study uses: the item–label task, the attention-only
+  transformer with named hook points, the one training loop, measures, clamps, ablations,
+  circuit weight read-offs, fits, claims, devices and plots. Imports nothing else of ihcore.
+* :mod:`ihcore.musat`, :mod:`ihcore.wang`, :mod:`ihcore.singh` — one folder per paper
+  (Musat et al. 2025; Wang, Yu, E, Wu 2024; Singh et al. 2024). Each imports only the spine.
+* :mod:`ihcore.across` — the cross-paper layer: the spine and the three studies.
+* :mod:`ihcore.book` — parameters, the chapter registry, sweeps, the build, the command
+  line (``python -m ihcore``), bench and page checks. Only the book and the notebooks
+  import it.
 """

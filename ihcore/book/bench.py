@@ -1,0 +1,141 @@
+"""``make bench``: wall and CPU times on this machine, printed as a Markdown table.
+
+Measures the training loop alone (the from-scratch chapter's default model and task, one
+thread), each study's own runs (Musat: full vs reduced models and the closed-form N sweep;
+Wang: the batched six-parameter sweeps; Singh: the baseline's time to its phase change and
+the clamp runs; the cross-paper chapter's order and N-scaling sweeps), and each chapter
+executed end to end at its defaults (kernel start included). Each row says whether it is wall time, CPU time or a ratio. Speed targets are
+checked here, not in timed tests.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import torch
+
+from ihcore.book import sweeps
+from ihcore.book.build import run_chapter
+from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, WANG
+from ihcore.musat.minimal_runs import run_minimal
+from ihcore.musat.reduced import flow_sweep_configs, run_flow_config, three_parameter_flow
+from ihcore.singh.subcircuits import CONDITIONS, RunConfig, run_one, run_sweep
+from ihcore.spine.item_label_task import ItemLabelTask
+from ihcore.spine.reproducibility import pin_cpu_numerics
+from ihcore.spine.train import train
+from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
+from ihcore.wang import six_parameter, stress_tests
+from ihcore.wang.mixed_target import DiscreteMixedTarget, MixedTarget, discrete_progress_measure, progress_measure
+
+TRAINING_STEPS = 300
+
+
+def time_training() -> float:
+    """Seconds per training step of the from-scratch chapter's default model."""
+    p = FROM_SCRATCH.parameters.validate({})
+    task = ItemLabelTask(n_pairs=p.n_pairs, item_dim=p.item_dim, n_labels=p.n_labels, n_classes=p.n_classes)
+    config = TransformerConfig(task.d_input, task.n_labels, task.n_positions, n_heads=p.n_heads, d_model=p.d_model)
+    model = AttentionOnlyTransformer(config)
+    start = time.perf_counter()
+    train(model, task, steps=TRAINING_STEPS, lr=p.lr, batch_size=p.batch_size, eval_every=TRAINING_STEPS, progress=False)
+    return (time.perf_counter() - start) / TRAINING_STEPS
+
+
+def bench_musat() -> list[tuple[str, str]]:
+    """Musat chapter: full vs reduced minimal model on the same trajectory, and the closed-form N sweep."""
+    torch.set_num_threads(1)
+    p = MUSAT.parameters.validate({})
+    config = dict(n_pairs=p.n_pairs, dim=p.dim, data="orthonormal", eta=p.eta, batch_size=p.batch_size,
+                  tau_max=p.tau_factor * p.n_pairs**2)
+    seconds = {}
+    for model in ("full", "coefficients", "three"):
+        start = time.perf_counter()
+        run_minimal(dict(config, model=model))
+        seconds[model] = time.perf_counter() - start
+    start = time.perf_counter()
+    three_parameter_flow(p.n_pairs, config["tau_max"])
+    seconds["flow"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for sweep_config in flow_sweep_configs([2**k for k in range(1, 9)]):
+        run_flow_config(sweep_config)
+    sweep = time.perf_counter() - start
+    return [
+        (f"musat: full minimal model, N = {p.n_pairs}, D = {p.dim}, tau = {config['tau_max']:g}", f"{seconds['full']:.1f} s"),
+        ("musat: 19-coefficient / full, same trajectory (SGD on batches)", f"{seconds['coefficients'] / seconds['full']:.2f}x"),
+        ("musat: 3-parameter / full, same batches", f"{seconds['three'] / seconds['full']:.2f}x"),
+        ("musat: closed-form flow / full, same N and tau", f"{seconds['flow'] / seconds['full']:.4f}x"),
+        ("musat: closed-form flow, N = 2 ... 256 (8 runs)", f"{sweep:.2f} s"),
+    ]
+
+
+def bench_singh() -> list[tuple[str, str]]:
+    """The Singh chapter at its defaults: the baseline's time to its phase change, and its sweeps' times."""
+    p = SINGH.parameters.validate({})
+    torch.set_num_threads(1)
+    settings = dict(n_labels=p.n_labels, n_classes=p.n_classes, item_dim=p.item_dim, prototypes=p.prototypes,
+                    n_heads=p.n_heads, d_model=p.d_model, lr=p.lr, batch_size=p.batch_size, eval_every=p.eval_every)
+    start = time.perf_counter()
+    baseline = run_one(RunConfig(**settings, condition="none", active_head=None, steps=p.steps))
+    per_step = (time.perf_counter() - start) / p.steps
+    rows = [(f"singh baseline: phase change at step {baseline['phase_change']}, time to it (1 thread)",
+             f"{per_step * (baseline['phase_change'] or p.steps):.1f} s")]
+    start = time.perf_counter()
+    run_sweep([RunConfig(**settings, condition=c, steps=p.clamp_steps) for c in CONDITIONS], progress=False)
+    rows.append((f"singh clamp conditions ({len(CONDITIONS)} runs of {p.clamp_steps} steps)", f"{time.perf_counter() - start:.1f} s"))
+    return rows
+
+
+def bench_wang() -> list[tuple[str, str]]:
+    """CPU seconds (one thread) of the Wang chapter's runs at its defaults."""
+    p = WANG.parameters.validate({})
+    torch.set_num_threads(1)
+    rows = []
+    for name, configs in six_parameter.chapter_runs(p).items():
+        start = time.process_time()
+        six_parameter.run_sweep(configs, progress_bar=False)
+        rows.append((f"wang: six-parameter runs `{name}` ({len(configs)}, batched; CPU)", f"{time.process_time() - start:.1f} s"))
+    continuous = MixedTarget(p.transformer_length, p.alpha, p.w_star, p.normalisation)
+    discrete = DiscreteMixedTarget(p.transformer_length, p.vocabulary, p.alpha)
+    for name, task, measure, width in [("Gaussian tokens", continuous, progress_measure(continuous), 1),
+                                       ("discrete tokens", discrete, discrete_progress_measure(discrete), p.vocabulary)]:
+        start = time.process_time()
+        stress_tests.train_transformer(task, measure, d_input=width, d_output=width, length=p.transformer_length,
+                                       steps=p.transformer_steps, lr=p.transformer_lr, seed=p.seed, progress=False)
+        rows.append((f"wang: spine transformer, Adam, {name}, {p.transformer_steps} steps (CPU)",
+                     f"{time.process_time() - start:.1f} s"))
+    return rows
+
+
+def bench_across() -> list[tuple[str, str]]:
+    """The cross-paper chapter's two sweeps at its defaults (wall time, 1 thread)."""
+    p = ACROSS.parameters.validate({})
+    torch.set_num_threads(1)
+    rows = []
+    for name in ("across-order", "across-scaling"):
+        sweep = sweeps.get_sweep(name)
+        start = time.perf_counter()
+        runs = sweeps.run_or_load(sweep, p, progress=False)
+        rows.append((f"{name}: {len(runs)} runs ({sweep.description})", f"{time.perf_counter() - start:.1f} s"))
+    return rows
+
+
+def main() -> None:
+    pin_cpu_numerics()  # the chapters' own numerics (ihcore.spine.reproducibility)
+    rows = [("training step, from-scratch defaults (1 thread)", f"{1000 * time_training():.2f} ms")]
+    rows += bench_musat()
+    rows += bench_wang()
+    rows += bench_singh()
+    rows += bench_across()
+    for chapter in CHAPTERS.values():
+        start = time.perf_counter()
+        run_chapter(chapter, {})
+        rows.append((f"chapter `{chapter.slug}` at defaults (papermill)", f"{time.perf_counter() - start:.1f} s"))
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}\n")
+    print("| what | time |\n|---|---|")
+    for what, value in rows:
+        print(f"| {what} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

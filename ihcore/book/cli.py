@@ -1,0 +1,159 @@
+"""Command line: ``python -m ihcore list | run CHAPTER [-p NAME VALUE]... [--in-place] | build |
+sweeps | sweep NAME [-p NAME VALUE]... [--shard i/n] [--results DIR] [--device D] |
+merge NAME [-p NAME VALUE]... [--results DIR] [--shards n]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ihcore.book.chapters import CHAPTERS, get_chapter
+from ihcore.spine.reproducibility import pin_cpu_numerics
+from ihcore.spine.validation import ParameterError
+
+
+def list_chapters() -> None:
+    for chapter in CHAPTERS.values():
+        aliases = f" (alias: {', '.join(chapter.aliases)})" if chapter.aliases else ""
+        print(f"{chapter.slug}{aliases}: {chapter.title} [{chapter.notebook}]")
+        for p in chapter.parameters.parameters:
+            print(f"    {p.name} = {p.default!r}  # {p.valid_range()}; {p.help}")
+
+
+def pop_parameters(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Take every ``-p NAME VALUE`` out of ``argv`` before argparse sees it.
+
+    argparse would read a VALUE such as ``-1e-3`` as an option; here it is just a value.
+    """
+    rest, overrides = [], {}
+    words = iter(argv)
+    for word in words:
+        if word in ("-p", "--parameter"):
+            name, value = next(words, None), next(words, None)
+            if value is None:
+                raise ParameterError(f"{word} needs NAME VALUE")
+            overrides[name] = value
+        else:
+            rest.append(word)
+    return rest, overrides
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``i/n`` -> (i, n) with n >= 1 and 0 <= i < n; ParameterError otherwise."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index = count = None
+    if count is None or count < 1 or not 0 <= index < count:
+        valid = f"0/{count} ... {count - 1}/{count}" if count is not None and count >= 1 else "0/4 ... 3/4"
+        raise ParameterError(f"--shard {text!r} is invalid: expected i/n with integers n >= 1 and 0 <= i <= n - 1 "
+                             f"(e.g. {valid})")
+    return index, count
+
+
+def list_sweeps() -> None:
+    from ihcore.book.sweeps import SWEEPS
+
+    for sweep in SWEEPS.values():
+        runs = sweep.count(sweep.parameters())
+        print(f"{sweep.name} [{sweep.chapter}]: {runs} run{'s' if runs != 1 else ''} at defaults; {sweep.description}")
+
+
+def sweep_command(args, overrides: dict[str, str]) -> int:
+    """``sweep`` and ``merge``: check every input (exit 2) before any run."""
+    from ihcore.book import sweeps
+    from ihcore.spine import devices
+
+    try:
+        if args.name not in sweeps.SWEEPS:
+            raise ParameterError(f"unknown sweep {args.name!r}; sweeps: {', '.join(sweeps.SWEEPS)}")
+        sweep = sweeps.SWEEPS[args.name]
+        p = sweep.parameters(get_chapter(sweep.chapter).parameters.parse(overrides))
+        if args.command == "sweep":
+            shard = parse_shard(args.shard)
+            devices.use(args.device)
+        elif args.shards is not None and args.shards < 1:
+            raise ParameterError(f"--shards {args.shards} is invalid: expected an integer >= 1")
+    except ParameterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.command == "merge":
+        try:
+            print(f"merged: {sweeps.merge(sweep, p, args.results, args.shards)}")
+        except sweeps.MissingResults as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
+    import torch
+
+    torch.set_num_threads(1)  # as the notebooks: one thread per process, bit-identical results; shards for more cores
+    results = sweeps.run_sweep(sweep, p, args.results, shard)
+    print(f"{sweep.name} shard {shard[0]}/{shard[1]}: {len(results)} results in {sweeps.sweep_dir(sweep, args.results)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    pin_cpu_numerics()  # before any torch computation: sweeps run in this process, chapters in kernels it starts
+    try:
+        argv, overrides = pop_parameters(sys.argv[1:] if argv is None else argv)
+    except ParameterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog="python -m ihcore", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="chapters and their parameters with defaults and ranges")
+    run = commands.add_parser("run", help="execute one chapter with papermill")
+    run.add_argument("chapter")
+    # Declared for --help only: pop_parameters has already taken every -p out of argv.
+    run.add_argument("-p", "--parameter", nargs=2, metavar=("NAME", "VALUE"),
+                     help="set a parameter (repeatable); see `list` for names and ranges")
+    run.add_argument("--in-place", action="store_true",
+                     help="overwrite the committed notebook (default: write _build/executed/<notebook>)")
+    run.add_argument("--cell-timeout", type=int, default=900, help="seconds a cell may run (default 900)")
+    build = commands.add_parser("build", help="execute every chapter at its defaults and render _build/html")
+    build.add_argument("--cell-timeout", type=int, default=900)
+    commands.add_parser("sweeps", help="the registered sweeps: chapter, runs at defaults, description")
+    for name, text in (("sweep", "run a sweep's runs (or one shard of them) that have no result file yet"),
+                       ("merge", "collect a sweep's result files into <results>/<sweep>.json")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("name", help="a sweep (see `sweeps`)")
+        command.add_argument("-p", "--parameter", nargs=2, metavar=("NAME", "VALUE"),
+                             help="set a chapter parameter, as in `run` (repeatable)")
+        command.add_argument("--results", default=None, help="results folder (default: results/ at the repository root)")
+    sweep_parser = commands.choices["sweep"]
+    sweep_parser.add_argument("--shard", default="0/1", metavar="i/n",
+                              help="run configurations k with k mod n = i (default 0/1: all)")
+    sweep_parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    commands.choices["merge"].add_argument("--shards", type=int, default=None, metavar="n",
+                                           help="name the missing shards' commands for this n")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        list_chapters()
+        return 0
+    if args.command == "sweeps":
+        list_sweeps()
+        return 0
+    if overrides and args.command not in ("run", "sweep", "merge"):
+        parser.error("-p is an option of `run`, `sweep` and `merge`")
+    if args.command in ("sweep", "merge"):
+        return sweep_command(args, overrides)
+    if args.command == "build":
+        from ihcore.book.build import build_book  # deferred: papermill and nbformat are slow imports
+
+        print(f"book: {build_book(args.cell_timeout)}")
+        return 0
+    try:
+        chapter = get_chapter(args.chapter)
+        values = chapter.parameters.parse(overrides)
+    except ParameterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from ihcore.book.build import run_chapter
+
+    print(f"executed: {run_chapter(chapter, values, in_place=args.in_place, cell_timeout=args.cell_timeout)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""Sweeps: sets of independent runs, one result file per run, resumable and shardable.
+
+A :class:`Sweep` turns a chapter's validated parameters ``p`` into a list of configuration
+dicts (built by the study's own config builders) and runs one configuration at a time.
+:func:`run_sweep` writes each run's result to ``<results_dir>/<sweep>/<key>.json`` as soon as
+it finishes, atomically, and skips configurations whose file exists, so a killed sweep
+resumes where it stopped and shards (``shard=(i, n)``: configuration k belongs to shard
+k mod n) can run on different machines into one folder. :func:`merge` collects every
+configuration's result, in configuration order, into ``<results_dir>/<sweep>.json``.
+
+The key of a configuration is a readable prefix (the sweep's ``key_fields``) and the first
+8 hex digits of the SHA-256 of its canonical JSON (sorted keys), e.g.
+``n_pairs-8-3f2a9c1e``: the same configuration always has the same key, whatever the
+order of its dict, and a changed configuration gets a new file.
+
+Result files hold ``{"config": ..., "result": ...}`` in JSON (:func:`encode`):
+
+* numpy arrays become ``{"__ndarray__": dtype, "shape": [...], "data": [...]}`` and come
+  back exactly (float64 repr is exact; float16/32 values widen to float64 exactly); NaN and
+  ±inf are written as Python's json writes them (``NaN``, ``Infinity``), which
+  :func:`json.load` reads back;
+* numpy scalars come back as Python scalars, **tuples come back as lists**;
+* dict keys must be strings; other types (tensors, dataclasses, ...) are refused with a
+  TypeError rather than stored lossily.
+
+A sweep may need something computed before its configurations exist (Singh's clamp runs
+use the heads picked from a trained baseline): its ``prepare(p)`` result (a small JSON
+dict) is stored once per parameter set in ``<results_dir>/_prepared/`` and read by every
+shard, so all shards build the same configurations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ihcore.across import context_scaling, subcircuit_order
+from ihcore.book.chapters import BOOK_ROOT, get_chapter
+from ihcore.musat import minimal_runs
+from ihcore.singh import subcircuits
+from ihcore.spine.claims import write_json_atomic
+from ihcore.spine.train import progress_enabled
+from ihcore.wang import six_parameter
+
+RESULTS_DIR = BOOK_ROOT / "results"
+NOT_IN_KEYS = ("show_progress", "device", "results_dir")  # parameters that do not change what a run computes
+ARRAY_TAG = "__ndarray__"
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def encode(value: Any) -> Any:
+    """``value`` as plain JSON data; numpy arrays as tagged objects (see the module docstring)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufU":
+            raise TypeError(f"cannot store a numpy array of dtype {value.dtype}")
+        return {ARRAY_TAG: str(value.dtype), "shape": list(value.shape), "data": value.ravel().tolist()}
+    if isinstance(value, np.generic):
+        return encode(value.item())
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"dict keys must be strings, got {sorted(map(repr, value))}")
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    raise TypeError(f"cannot store a {type(value).__name__} in a result file")
+
+
+def decode(value: Any) -> Any:
+    """Inverse of :func:`encode` (tuples come back as lists)."""
+    if isinstance(value, dict):
+        if ARRAY_TAG in value:
+            return np.array(value["data"], dtype=np.dtype(value[ARRAY_TAG])).reshape(value["shape"])
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON of ``value``: encoded, sorted keys, no whitespace."""
+    return json.dumps(encode(value), sort_keys=True, separators=(",", ":"))
+
+
+def digest(value: Any) -> str:
+    """First 8 hex digits of the SHA-256 of :func:`canonical`."""
+    return hashlib.sha256(canonical(value).encode()).hexdigest()[:8]
+
+
+def _slug(value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return re.sub(r"[^A-Za-z0-9.+]+", "_", text).strip("_") or "_"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A named list of independent runs of one chapter.
+
+    ``build(p)`` (or ``build(p, prepared)`` when ``prepare`` is given) returns the
+    configuration dicts from the chapter's validated parameters; ``run(config)`` returns one
+    result dict. ``key_fields``: configuration fields shown in result file names.
+    ``prepare(p)``: what the configurations depend on beyond ``p`` (a small JSON dict);
+    ``prepare_example`` stands in for it when only the number of runs is wanted.
+    """
+
+    name: str
+    chapter: str
+    description: str
+    build: Callable[..., list[dict]]
+    run: Callable[[dict], dict]
+    key_fields: tuple[str, ...] = ()
+    prepare: Callable[[SimpleNamespace], dict] | None = None
+    prepare_example: dict = field(default_factory=dict)
+
+    def parameters(self, overrides: dict | None = None) -> SimpleNamespace:
+        """The chapter's parameters: defaults with ``overrides`` (typed values), validated."""
+        return get_chapter(self.chapter).parameters.validate(overrides or {})
+
+    def configs(self, p: SimpleNamespace, prepared: dict | None = None) -> list[dict]:
+        """The configurations at parameters ``p`` (runs ``prepare`` if needed and not given)."""
+        if self.prepare is None:
+            return self.build(p)
+        return self.build(p, self.prepare(p) if prepared is None else prepared)
+
+    def count(self, p: SimpleNamespace) -> int:
+        """The number of runs at ``p``, without running ``prepare``."""
+        return len(self.build(p, self.prepare_example) if self.prepare is not None else self.build(p))
+
+    def key(self, config: dict) -> str:
+        """``<field>-<value>-...-<hash>``: readable prefix (at most 60 characters) and config hash."""
+        prefix = "-".join(f"{name}-{_slug(config[name])}" for name in self.key_fields if name in config)
+        return f"{prefix[:60].rstrip('-_') or 'run'}-{digest(config)}"
+
+
+SWEEPS: dict[str, Sweep] = {}
+
+
+def register(sweep: Sweep) -> Sweep:
+    """Add ``sweep`` to :data:`SWEEPS` (a name can be registered once)."""
+    if sweep.name in SWEEPS:
+        raise ValueError(f"sweep {sweep.name!r} is already registered")
+    SWEEPS[sweep.name] = sweep
+    return sweep
+
+
+def get_sweep(name: str) -> Sweep:
+    if name not in SWEEPS:
+        raise KeyError(f"unknown sweep {name!r}; sweeps: {', '.join(SWEEPS)}")
+    return SWEEPS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running and merging
+
+
+class MissingResults(RuntimeError):
+    """:func:`merge` found configurations without a result file; the message says how to make them."""
+
+
+def sweep_dir(sweep: Sweep, results_dir: Path | str | None = None) -> Path:
+    return Path(results_dir or RESULTS_DIR) / sweep.name
+
+
+def result_path(sweep: Sweep, config: dict, results_dir: Path | str | None = None) -> Path:
+    return sweep_dir(sweep, results_dir) / f"{sweep.key(config)}.json"
+
+
+def _chapter_values(sweep: Sweep, p: SimpleNamespace) -> dict:
+    return {k: v for k, v in vars(p).items() if k not in NOT_IN_KEYS}
+
+
+def prepared_path(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None) -> Path:
+    """``<results_dir>/_prepared/<chapter>-<prepare function>-<hash of p>.json``."""
+    return (Path(results_dir or RESULTS_DIR) / "_prepared"
+            / f"{sweep.chapter}-{sweep.prepare.__name__}-{digest(_chapter_values(sweep, p))}.json")
+
+
+def prepared(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, compute: bool = True) -> dict | None:
+    """``sweep.prepare(p)``, computed once and stored (None for a sweep without ``prepare``,
+    or when it is not stored yet and ``compute`` is False)."""
+    if sweep.prepare is None:
+        return None
+    path = prepared_path(sweep, p, results_dir)
+    if path.exists():
+        return decode(json.loads(path.read_text())["prepared"])
+    if not compute:
+        return None
+    value = sweep.prepare(p)
+    if path.exists():  # a shard started at the same time stored it first: every shard uses that one
+        return decode(json.loads(path.read_text())["prepared"])
+    write_json_atomic(path, {"parameters": encode(_chapter_values(sweep, p)), "prepared": encode(value)})
+    return value
+
+
+def _remove_stale_temporaries(directory: Path, keys: set[str]) -> None:
+    """Delete temp files a killed run left for ``keys`` (only this shard's: other shards may be writing theirs)."""
+    for temporary in directory.glob(".*.json.*.tmp"):
+        key = temporary.name[1:].split(".json.", 1)[0]
+        if key in keys:
+            temporary.unlink(missing_ok=True)
+
+
+def _load(path: Path) -> dict:
+    return decode(json.loads(path.read_text(encoding="utf-8")))
+
+
+def run_sweep(
+    sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, shard: tuple[int, int] = (0, 1),
+    progress: bool | None = None,
+) -> list[dict]:
+    """Run the configurations of shard ``i`` of ``n`` (configuration k is in shard k mod n)
+    that have no result file yet, writing each result as it finishes.
+
+    Returns the shard's results in configuration order (finished ones read from their files).
+    """
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"shard {index}/{count} is invalid: expected i/n with n >= 1 and 0 <= i < n")
+    configs = sweep.configs(p, prepared(sweep, p, results_dir))
+    mine = [(sweep.key(config), config) for k, config in enumerate(configs) if k % count == index]
+    directory = sweep_dir(sweep, results_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(directory, {key for key, _ in mine})
+    todo = [(key, config) for key, config in mine if not (directory / f"{key}.json").exists()]
+    bar = tqdm(todo, desc=f"{sweep.name} {index}/{count}", unit="run", disable=not progress_enabled(progress))
+    for key, config in bar:
+        result = sweep.run(config)
+        write_json_atomic(directory / f"{key}.json", {"config": encode(config), "result": encode(result)})
+    return [_load(directory / f"{key}.json")["result"] for key, _ in mine]
+
+
+def run_or_load(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str = "", progress: bool | None = None) -> list[dict]:
+    """Every result of ``sweep`` at ``p``, in configuration order: computed in memory when
+    ``results_dir`` is empty, else through :func:`run_sweep`'s result files there (finished runs,
+    e.g. from shards run elsewhere, are read, not recomputed). A relative ``results_dir`` is
+    taken from the repository root (a chapter's kernel runs elsewhere), so ``results`` is the
+    folder ``python -m ihcore sweep`` fills by default. A chapter's way to run its sweeps."""
+    if results_dir:
+        return run_sweep(sweep, p, BOOK_ROOT / results_dir, progress=progress)
+    configs = sweep.configs(p)
+    return [sweep.run(config) for config in tqdm(configs, desc=sweep.name, unit="run", disable=not progress_enabled(progress))]
+
+
+def parameter_flags(sweep: Sweep, p: SimpleNamespace) -> str:
+    """``-p NAME VALUE`` for each parameter of ``p`` that differs from the chapter's default."""
+    defaults = get_chapter(sweep.chapter).parameters.defaults()
+    return "".join(f" -p {name} {value!r}" if isinstance(value, str) else f" -p {name} {value}"
+                   for name, value in vars(p).items() if value != defaults.get(name))
+
+
+def merge(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, shards: int | None = None) -> Path:
+    """Write ``<results_dir>/<sweep>.json``: the sweep, its parameters and every configuration's
+    ``key``, ``config`` and ``result``, in configuration order (atomic).
+
+    Raises :class:`MissingResults` if a result is missing, naming how many, which, and the
+    commands that produce them (the shard commands for ``shards`` = n if given).
+    """
+    command = f"python -m ihcore sweep {sweep.name}{parameter_flags(sweep, p)}"
+    if results_dir is not None:
+        command += f" --results {results_dir}"
+    done = prepared(sweep, p, results_dir, compute=False)
+    if sweep.prepare is not None and done is None:
+        raise MissingResults(f"{sweep.name}: nothing has run at these parameters yet "
+                             f"(no {prepared_path(sweep, p, results_dir)}); run: {command}")
+    configs = sweep.configs(p, done)
+    directory = sweep_dir(sweep, results_dir)
+    runs, missing = [], []
+    for k, config in enumerate(configs):
+        key = sweep.key(config)
+        path = directory / f"{key}.json"
+        if not path.exists():
+            missing.append((k, key))
+            continue
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if canonical(stored["config"]) != canonical(config):
+            raise ValueError(f"{path} holds another configuration than the one of key {key}")
+        runs.append({"key": key, "config": stored["config"], "result": stored["result"]})
+    if missing:
+        listed = ", ".join(key for _, key in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        if shards:
+            needed = sorted({k % shards for k, _ in missing})
+            how = "; ".join(f"{command} --shard {i}/{shards}" for i in needed)
+        else:
+            how = (f"{command} (finished runs are skipped); with --shard i/n, configuration k is in shard "
+                   f"k mod n (missing: k = {', '.join(str(k) for k, _ in missing)})")
+        raise MissingResults(f"{sweep.name}: {len(missing)} of {len(configs)} results missing ({listed}); run: {how}")
+    target = Path(results_dir or RESULTS_DIR) / f"{sweep.name}.json"
+    write_json_atomic(target, {"sweep": sweep.name, "chapter": sweep.chapter,
+                               "parameters": encode(_chapter_values(sweep, p)), "prepared": encode(done), "runs": runs})
+    return target
+
+
+def load_merged(path: Path | str) -> dict:
+    """A merged file, decoded: ``runs`` is a list of {key, config, result}."""
+    return _load(Path(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# The book's sweeps
+
+
+def _musat_build(builder: Callable[[SimpleNamespace], list[dict]]):
+    def build(p):  # the sweep's own bar replaces each run's
+        return [dict(config, progress=False) for config in builder(p)]
+
+    return build
+
+
+def _wang_build(name: str):
+    def build(p):
+        return [asdict(config) for config in six_parameter.chapter_runs(p)[name]]
+
+    return build
+
+
+def _wang_run(config: dict) -> dict:
+    result = six_parameter.run_one(six_parameter.RunConfig(**config), progress_bar=False)
+    return {**result, "config": asdict(result["config"])}
+
+
+def _singh_clamp_build(p, heads: dict) -> list[dict]:
+    return [asdict(c) for c in subcircuits.clamp_configs(p, heads["previous_token_head"], heads["induction_head"])]
+
+
+def _singh_data_build(p, heads: dict) -> list[dict]:
+    return [asdict(c) for c in subcircuits.data_configs(p, heads["induction_head"])]
+
+
+def _singh_run(config: dict) -> dict:
+    return subcircuits.run_one(subcircuits.RunConfig(**config), progress=False)
+
+
+register(Sweep(
+    "musat-stress", "musat", "minimal-model stress tests: each reviewer's variant at N = stress_n_max/2 and stress_n_max",
+    _musat_build(minimal_runs.chapter_stress_configs), minimal_runs.run_minimal, key_fields=("variant", "n_pairs"),
+))
+register(Sweep(
+    "musat-scaling", "musat", "full minimal model on orthonormal data at N = 2, 4, ..., n_max_full (the slope of T_alpha3)",
+    _musat_build(minimal_runs.scaling_configs), minimal_runs.run_minimal, key_fields=("n_pairs",),
+))
+
+_WANG_LISTS = {
+    "default": ("the default six-parameter run", ("alpha", "sigma_init")),
+    "half_lr": ("the default run at half the learning rate", ("lr",)),
+    "grid": ("alpha* x sigma_init grid", ("alpha", "sigma_init")),
+    "length": ("sequence lengths L = 16, 32, ..., sweep_max_length", ("length",)),
+    "unnormalised": ("kappa_L = 1 at L = 8, 16, 32", ("length",)),
+    "decoupling": ("the default on each target component alone", ("target_part",)),
+    "restarts": ("the default from random initialisations", ("init_seed",)),
+}
+if set(_WANG_LISTS) != set(six_parameter.chapter_runs(get_chapter("wang").parameters.validate({}))):
+    raise RuntimeError("ihcore.book.sweeps: _WANG_LISTS must name every list of six_parameter.chapter_runs")
+for _name, (_description, _fields) in _WANG_LISTS.items():
+    register(Sweep(f"wang-{_name.replace('_', '-')}", "wang", _description, _wang_build(_name), _wang_run, key_fields=_fields))
+
+_HEADS_EXAMPLE = {"previous_token_head": 0, "induction_head": 0}
+register(Sweep(
+    "singh-clamps", "singh", "one run per clamp condition, one active layer-1 head (heads from the baseline, trained first)",
+    _singh_clamp_build, _singh_run, key_fields=("condition",), prepare=subcircuits.baseline_heads, prepare_example=_HEADS_EXAMPLE,
+))
+register(Sweep(
+    "singh-data", "singh", "classes x labels x what is left to learn (heads from the baseline, trained first)",
+    _singh_data_build, _singh_run, key_fields=("n_classes", "n_labels", "condition"), prepare=subcircuits.baseline_heads,
+    prepare_example=_HEADS_EXAMPLE,
+))
+
+def _across_order_build(p) -> list[dict]:
+    return [asdict(c) for c in subcircuit_order.order_configs(p.order_seeds, p.seed, steps=p.order_steps,
+                                                              eval_every=p.order_eval_every)]
+
+
+def _across_order_run(config: dict) -> dict:
+    return subcircuit_order.run_one(subcircuit_order.OrderConfig(**config))
+
+
+def _across_scaling_build(p) -> list[dict]:
+    lengths = {task: context_scaling.context_lengths(task, n_max)
+               for task, n_max in (("singh", p.singh_n_max), ("musat", p.musat_n_max))}
+    return [asdict(c) for c in context_scaling.default_configs(range(p.seed, p.seed + p.scaling_seeds), lengths)]
+
+
+def _across_scaling_run(config: dict) -> dict:
+    return context_scaling.run_one(context_scaling.ScalingConfig(**config))
+
+
+register(Sweep(
+    "across-order", "across", "Singh's baseline model once per seed, read through both lenses (Musat's order)",
+    _across_order_build, _across_order_run, key_fields=("seed",),
+))
+register(Sweep(
+    "across-scaling", "across", "phase-change time at each context length N, both tasks, every seed (the N^2 law)",
+    _across_scaling_build, _across_scaling_run, key_fields=("task", "n_pairs", "seed"),
+))

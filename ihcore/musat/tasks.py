@@ -1,0 +1,177 @@
+"""Musat et al.'s two tasks: the continuous minimal task and the token task of the standard model.
+
+**Continuous minimal task** (musat.md, section 3; the construction is a reconstruction). A
+sequence is 2N + 1 tokens ``item_1 label_1 ... item_N label_N query`` of size 2D, each
+``[content; position]``:
+
+* item i: ``[x_i; p_i]``, label i: ``[y_i; M p_i]`` (the "rotational cue"), query ``[x_q; p_Q]``;
+* the target is ``y_q``; q is the last pair (``query="last"``) or uniform (``"random"``);
+* M = J rotates each coordinate pair by 90 degrees (``J [a, b] = [-b, a]``), so D is even;
+* ``data="isotropic"``: all vectors i.i.d. N(0, I/D), fresh per sequence (Theorem 1);
+  ``data="orthonormal"``: the 2N contents are orthonormal, and so are
+  ``{p_i, M p_i, p_Q}`` (Theorem 2; needs D >= 2N + 2);
+* ``label_cue="rotated"`` (``M p_i``), ``"same"`` (``p_i``) or ``"none"`` (zero position):
+  the last two are stress tests.
+
+The loss is ``1/2 E ||y_hat - y_q||^2`` (summed over D, averaged over the batch), 1/2 at
+``y_hat = 0``.
+
+**Token task** (standard model; reconstruction). ``n_tokens`` one-hot tokens; 2N distinct
+tokens are drawn per sequence, items ``a_i`` and labels ``b_i``; the input is
+``a_1 b_1 ... a_N b_N a_q`` and the target ``b_q``, with q uniform (a fixed q = N could be
+solved by position alone, without an induction head).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ihcore.spine import devices
+from ihcore.spine.item_label_task import Batch, query_cross_entropy
+from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
+
+
+def rotate(vectors: torch.Tensor) -> torch.Tensor:
+    """Apply M = J to the last axis (size D, even): each pair (a, b) becomes (-b, a)."""
+    pairs = vectors.unflatten(-1, (-1, 2))
+    return torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
+
+
+def rotation_matrix(dim: int) -> torch.Tensor:
+    """(D, D) matrix of M = J, so that ``rotate(v) == v @ M.T``."""
+    return rotate(torch.eye(dim)).T
+
+
+@dataclass(frozen=True)
+class ContinuousBatch(devices.TensorBatch):
+    """tokens (B, 2N+1, 2D); target (B, D) = y_q; query_index (B,) long, q - 1 in 0..N-1."""
+
+    tokens: torch.Tensor
+    target: torch.Tensor
+    query_index: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ContinuousTask:
+    """Sampler of the continuous minimal task; every vector is fresh in every sequence."""
+
+    n_pairs: int = 8
+    dim: int = 64
+    data: str = "isotropic"  # or "orthonormal"
+    query: str = "last"  # or "random"
+    label_cue: str = "rotated"  # or "same", "none"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "n_pairs": self.n_pairs >= 1,
+            "dim": self.dim >= 2 and self.dim % 2 == 0,
+            "data": self.data in ("isotropic", "orthonormal"),
+            "query": self.query in ("last", "random"),
+            "label_cue": self.label_cue in ("rotated", "same", "none"),
+        }
+        if self.data == "orthonormal":
+            checks["dim"] = checks["dim"] and self.dim >= 2 * self.n_pairs + 2
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"ContinuousTask: invalid {name}={getattr(self, name)!r}")
+
+    @property
+    def n_positions(self) -> int:
+        return 2 * self.n_pairs + 1
+
+    def sample(self, batch_size: int, split: str, generator: torch.Generator) -> ContinuousBatch:
+        """``batch_size`` sequences; ``split`` exists for the training loop and must be "train"."""
+        if split != "train":
+            raise ValueError(f"the continuous task has only the 'train' split, got {split!r}")
+        B, N, D = batch_size, self.n_pairs, self.dim
+        if self.data == "isotropic":
+            contents = torch.randn(B, 2 * N, D, generator=generator) / math.sqrt(D)
+            positions = torch.randn(B, N + 1, D, generator=generator) / math.sqrt(D)
+        else:
+            contents = torch.linalg.qr(torch.randn(B, D, 2 * N, generator=generator))[0].transpose(1, 2)
+            positions = _complex_orthonormal(B, N + 1, D, generator)
+        items, labels = contents[:, :N], contents[:, N:]  # (B, N, D)
+        item_positions, query_position = positions[:, :N], positions[:, N]
+        label_positions = {
+            "rotated": rotate(item_positions), "same": item_positions, "none": torch.zeros_like(item_positions),
+        }[self.label_cue]
+        if self.query == "last":
+            query_index = torch.full((B,), N - 1)
+        else:
+            query_index = torch.randint(N, (B,), generator=generator)
+        rows = torch.arange(B)
+        tokens = torch.zeros(B, 2 * N + 1, 2 * D)
+        tokens[:, 0:-1:2] = torch.cat([items, item_positions], dim=-1)
+        tokens[:, 1::2] = torch.cat([labels, label_positions], dim=-1)
+        tokens[:, -1] = torch.cat([items[rows, query_index], query_position], dim=-1)
+        return ContinuousBatch(tokens=tokens, target=labels[rows, query_index], query_index=query_index)
+
+    def loss(self, prediction: torch.Tensor, batch: ContinuousBatch) -> torch.Tensor:
+        """1/2 squared error summed over D, mean over the batch; prediction (B, D)."""
+        return 0.5 * (prediction - batch.target).pow(2).sum(-1).mean()
+
+
+def _complex_orthonormal(B: int, n: int, D: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, n, D) vectors p_j with {p_j, J p_j} orthonormal in R^D (needs D >= 2n).
+
+    R^D is C^(D/2) with pair (a, b) as a + ib, so J is multiplication by i; the columns of
+    a complex QR factor are orthonormal in C^(D/2), hence {p, ip} are orthonormal in R^D.
+    """
+    gaussian = torch.complex(
+        torch.randn(B, D // 2, n, generator=generator), torch.randn(B, D // 2, n, generator=generator)
+    )
+    q = torch.linalg.qr(gaussian)[0].transpose(1, 2)  # (B, n, D/2) complex
+    return torch.stack([q.real, q.imag], dim=-1).flatten(-2)
+
+
+@dataclass(frozen=True)
+class TokenTask:
+    """Sampler of the standard model's token task; batches are the spine's :class:`Batch`."""
+
+    n_pairs: int = 8
+    n_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if self.n_pairs < 2 or self.n_tokens < 2 * self.n_pairs:
+            raise ValueError(f"TokenTask needs n_pairs >= 2 and n_tokens >= 2 n_pairs, got {self}")
+
+    @property
+    def n_positions(self) -> int:
+        return 2 * self.n_pairs + 1
+
+    def sample(self, batch_size: int, split: str, generator: torch.Generator) -> Batch:
+        """One-hot tokens (B, 2N+1, n_tokens); only the "train" split (pairings are new per sequence)."""
+        if split != "train":
+            raise ValueError(f"the token task has only the 'train' split, got {split!r}")
+        B, N = batch_size, self.n_pairs
+        drawn = torch.rand(B, self.n_tokens, generator=generator).argsort(dim=1)[:, : 2 * N]
+        items, labels = drawn[:, :N], drawn[:, N:]
+        pick = torch.randint(N, (B,), generator=generator)
+        rows = torch.arange(B)
+        sequence = torch.empty(B, 2 * N + 1, dtype=torch.long)
+        sequence[:, 0:-1:2], sequence[:, 1::2], sequence[:, -1] = items, labels, items[rows, pick]
+        return Batch(
+            tokens=F.one_hot(sequence, self.n_tokens).float(),
+            target=labels[rows, pick],
+            context_labels=labels,
+            context_matches=torch.arange(N)[None, :] == pick[:, None],
+        )
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Cross-entropy of the readout at the query position; logits (B, T, n_tokens)."""
+        return query_cross_entropy(logits, batch)
+
+
+def token_task_model(task: TokenTask, d_model: int, seed: int, n_heads: int = 1) -> AttentionOnlyTransformer:
+    """Musat et al.'s standard model for the token task (the Musat chapter's, and the N-scaling runs').
+
+    2 layers, ``n_heads`` (1) heads, additive residual, learned positions, no LayerNorm;
+    one-hot tokens in, one logit per token out.
+    """
+    config = TransformerConfig(d_input=task.n_tokens, d_output=task.n_tokens, n_positions=task.n_positions,
+                               n_heads=n_heads, d_model=d_model)
+    return AttentionOnlyTransformer(config, seed=seed)

@@ -1,0 +1,75 @@
+"""Plots shared by every chapter, in one style: training curves, attention patterns, head scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ihcore.spine.train import History
+
+STYLE = {
+    "figure.dpi": 100,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "font.size": 10,
+    "legend.frameon": False,
+}
+
+
+def use_style() -> None:
+    plt.rcParams.update(STYLE)
+
+
+def plot_curves(
+    ax: plt.Axes,
+    history: History,
+    names: Sequence[str],
+    *,
+    ylabel: str,
+    marker_step: int | None = None,
+    reference: float | None = None,
+    reference_label: str = "",
+) -> None:
+    """Lines of the scalar measures ``names`` against training step.
+
+    ``marker_step`` draws a vertical line (e.g. the phase change); ``reference`` a
+    horizontal one (e.g. chance or ln 2).
+    """
+    for name in names:
+        ax.plot(history.eval_steps, history[name], label=name.replace("/", ": "))
+    if marker_step is not None:
+        ax.axvline(marker_step, color="grey", linestyle="--", linewidth=1, label=f"phase change (step {marker_step})")
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle=":", linewidth=1, label=reference_label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
+def plot_head_scores(ax: plt.Axes, history: History, score: str, layer: int, *, marker_step: int | None = None) -> None:
+    """One line per head of ``layer`` for ``score`` (a (E, layers, heads) history entry)."""
+    values = history[score][:, layer, :]
+    for head in range(values.shape[1]):
+        ax.plot(history.eval_steps, values[:, head], label=f"layer {layer} head {head}")
+    if marker_step is not None:
+        ax.axvline(marker_step, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(score.replace("_", " "))
+    ax.legend(fontsize=8)
+
+
+def plot_pattern(ax: plt.Axes, pattern: np.ndarray, token_names: Sequence[str], title: str) -> None:
+    """Heatmap of one head's attention pattern (T, T): query rows, key columns, in [0, 1]."""
+    image = ax.imshow(pattern, vmin=0.0, vmax=1.0, cmap="viridis")
+    ticks = np.arange(len(token_names))
+    ax.set_xticks(ticks, token_names, fontsize=7, rotation=90)
+    ax.set_yticks(ticks, token_names, fontsize=7)
+    ax.set_xlabel("key")
+    ax.set_ylabel("query")
+    ax.set_title(title, fontsize=9)
+    ax.grid(False)
+    plt.colorbar(image, ax=ax, fraction=0.046)

@@ -1,0 +1,179 @@
+"""The standard attention-only transformer, with a named hook point at every activation.
+
+Input tokens are vectors (``d_input``): an item is its feature vector, a label is its
+one-hot code (see :mod:`ihcore.spine.item_label_task`), so one linear embedding serves both. Blocks are
+``resid = resid + Attn(resid)`` (additive residual, no MLP, no LayerNorm by default);
+the readout is a linear map of the residual stream at every position.
+
+Hook points (``l`` counts layers from 0; shapes with B batch, T positions, H heads,
+d = d_model, e = d_head):
+
+=========================  ===================  =============================================
+name                       shape                what
+=========================  ===================  =============================================
+``embed``                  (B, T, d)            token embedding ``W_E x``
+``pos_embed``              (B, T, d)            learned position embedding (zeros if none)
+``resid.0``                (B, T, d)            residual stream entering layer 0
+``layer{l}.attn.q``        (B, T, H, e)         queries
+``layer{l}.attn.k``        (B, T, H, e)         keys
+``layer{l}.attn.v``        (B, T, H, e)         values
+``layer{l}.attn.scores``   (B, H, T, T)         scaled scores, ``-inf`` where masked
+``layer{l}.attn.pattern``  (B, H, T, T)         attention weights (query row, key column)
+``layer{l}.head_out``      (B, T, H, d)         each head's write to the residual stream
+``resid.{l+1}``            (B, T, d)            residual stream after layer l
+``logits``                 (B, T, d_output)     readout at every position
+=========================  ===================  =============================================
+
+With ``layer_norm=True`` the blocks are pre-LN and a final LayerNorm precedes the readout;
+the hook points above are unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ihcore.spine.hooks import HookedModule, HookPoint
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Sizes and switches of :class:`AttentionOnlyTransformer`."""
+
+    d_input: int
+    d_output: int
+    n_positions: int
+    n_layers: int = 2
+    n_heads: int = 1
+    d_model: int = 64
+    d_head: int | None = None  # default: d_model // n_heads
+    attend_to_self: bool = True  # False: position t sees only keys s < t
+    positional: str = "learned"  # "learned" or "none"
+    layer_norm: bool = False
+    init_scale: float = 1.0  # weights ~ N(0, init_scale^2 / fan_in)
+
+    def __post_init__(self) -> None:
+        if self.positional not in ("learned", "none"):
+            raise ValueError(f"positional must be 'learned' or 'none', got {self.positional!r}")
+        for name in ("d_input", "d_output", "n_positions", "n_layers", "n_heads", "d_model"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_head is not None and self.d_head < 1:
+            raise ValueError(f"d_head must be >= 1, got {self.d_head}")
+        if self.d_head is None and self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+
+    @property
+    def head_size(self) -> int:
+        return self.d_head if self.d_head is not None else self.d_model // self.n_heads
+
+
+def causal_mask(n_positions: int, attend_to_self: bool = True) -> torch.Tensor:
+    """Boolean (query, key) mask, True where query t may attend to key s.
+
+    ``attend_to_self=True`` allows s <= t; False allows only s < t, so position 0 has no
+    key at all and its attention output is zero.
+    """
+    query = torch.arange(n_positions)[:, None]
+    key = torch.arange(n_positions)[None, :]
+    return key <= query if attend_to_self else key < query
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax of scores (..., T, T) over the keys ``mask`` allows; rows with no allowed key are 0.
+
+    The mask is applied here, so scores replaced by a hook cannot break causality.
+    """
+    empty_rows = ~mask.any(dim=-1, keepdim=True)  # (T, 1)
+    scores = scores.masked_fill(~mask, float("-inf")).masked_fill(empty_rows, 0.0)
+    return torch.softmax(scores, dim=-1).masked_fill(empty_rows, 0.0)
+
+
+def _normal(generator: torch.Generator, *shape: int, fan_in: int, scale: float) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape, generator=generator) * scale / math.sqrt(fan_in))
+
+
+class Attention(nn.Module):
+    """Multi-head causal self-attention without biases; one hook point per activation."""
+
+    def __init__(self, config: TransformerConfig, generator: torch.Generator) -> None:
+        super().__init__()
+        d, h, e, s = config.d_model, config.n_heads, config.head_size, config.init_scale
+        self.W_Q = _normal(generator, h, d, e, fan_in=d, scale=s)
+        self.W_K = _normal(generator, h, d, e, fan_in=d, scale=s)
+        self.W_V = _normal(generator, h, d, e, fan_in=d, scale=s)
+        self.W_O = _normal(generator, h, e, d, fan_in=h * e, scale=s)
+        self.register_buffer(
+            "mask", causal_mask(config.n_positions, config.attend_to_self), persistent=False
+        )
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
+        self.hook_scores, self.hook_pattern = HookPoint(), HookPoint()
+        self.hook_head_out = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, d) -> per-head outputs (B, T, H, d)."""
+        T = x.shape[1]
+        q = self.hook_q(torch.einsum("btd,hde->bthe", x, self.W_Q))  # (B, T, H, e)
+        k = self.hook_k(torch.einsum("btd,hde->bthe", x, self.W_K))
+        v = self.hook_v(torch.einsum("btd,hde->bthe", x, self.W_V))
+        mask = self.mask[:T, :T]
+        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+        scores = self.hook_scores(scores.masked_fill(~mask, float("-inf")))
+        pattern = self.hook_pattern(masked_softmax(scores, mask))
+        z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)  # (B, T, H, e)
+        return self.hook_head_out(torch.einsum("bqhe,hed->bqhd", z, self.W_O))
+
+
+class AttentionOnlyTransformer(HookedModule):
+    """Attention-only transformer; ``forward(tokens (B, T, d_input)) -> logits (B, T, d_output)``.
+
+    Parameters are drawn from a generator seeded by ``seed``, so the initialisation does
+    not depend on (or disturb) torch's global random state.
+    """
+
+    def __init__(self, config: TransformerConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        generator = torch.Generator().manual_seed(seed)
+        d = config.d_model
+        self.W_E = _normal(generator, config.d_input, d, fan_in=config.d_input, scale=config.init_scale)
+        self.W_pos = (
+            _normal(generator, config.n_positions, d, fan_in=d, scale=config.init_scale)
+            if config.positional == "learned"
+            else None
+        )
+        self.layers = nn.ModuleList(Attention(config, generator) for _ in range(config.n_layers))
+        n_norms = config.n_layers + 1 if config.layer_norm else 0
+        self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(n_norms))
+        self.W_U = _normal(generator, d, config.d_output, fan_in=d, scale=config.init_scale)
+        self.b_U = nn.Parameter(torch.zeros(config.d_output))
+        self.hook_embed, self.hook_pos_embed = HookPoint(), HookPoint()
+        self.hook_resid = nn.ModuleList(HookPoint() for _ in range(config.n_layers + 1))
+        self.hook_logits = HookPoint()
+        self.setup_hooks()
+
+    def hook_name(self, module_path: str) -> str:
+        # "layers.0.hook_pattern" -> "layer0.attn.pattern"; "hook_resid.1" -> "resid.1"
+        parts = module_path.split(".")
+        if parts[0] == "layers":
+            leaf = parts[2].removeprefix("hook_")
+            return f"layer{parts[1]}.{leaf}" if leaf == "head_out" else f"layer{parts[1]}.attn.{leaf}"
+        if parts[0] == "hook_resid":
+            return f"resid.{parts[1]}"
+        return parts[0].removeprefix("hook_")
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        B, T, _ = tokens.shape
+        if T > self.config.n_positions:
+            raise ValueError(f"sequence of {T} tokens exceeds n_positions={self.config.n_positions}")
+        embed = self.hook_embed(tokens @ self.W_E)  # (B, T, d)
+        pos = self.W_pos[:T].expand(B, T, -1) if self.W_pos is not None else torch.zeros_like(embed)
+        resid = self.hook_resid[0](embed + self.hook_pos_embed(pos))
+        for layer, attention in enumerate(self.layers):
+            attn_in = self.norms[layer](resid) if self.config.layer_norm else resid
+            resid = self.hook_resid[layer + 1](resid + attention(attn_in).sum(dim=2))
+        final = self.norms[-1](resid) if self.config.layer_norm else resid
+        return self.hook_logits(final @ self.W_U + self.b_U)

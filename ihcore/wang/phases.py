@@ -1,0 +1,102 @@
+"""Phase detection on progress curves: when each mechanism is learned, the plateau, sharpness.
+
+Inputs are curves sampled at increasing times t (E,) > 0 (except possibly t[0] = 0),
+with progress r(t) rising from 0 towards 1 (e.g. r_G for the 4-gram, r_I for the
+induction head, see :func:`ihcore.wang.mixed_target.progress`). Definitions (wang.md §4.3,
+with the book's sharpness measure):
+
+* T(r, q)          first time r ≥ q (NaN if never).
+* T_G4, T_IH       T(r_G, 0.5), T(r_I, 0.5); plateau length P = T_IH − T_G4.
+* plateau window   [T(r_G, 0.9), T(r_I, 0.1)]: the 4-gram is learned, the IH not begun.
+* switch width W   T(r_I, 0.9) − (last time before T_IH with r_I < 0.1).
+* plateau ratio    T_IH / T(r_G, 0.9).
+* log-rise         ln(T(r, 0.9) / t₁₀), t₁₀ the last time before T(r, 0.5) with r < 0.1: how
+                   many e-folds of time the final 10 % → 90 % rise takes (noise that pokes
+                   above 10 % earlier does not count). A rise that escapes a saddle after
+                   a long wait is short on this scale; a rise that starts at t = 0 and
+                   keeps pace with t is long.
+                   Sharpness ratio = log-rise(r_I) / log-rise(r_G): below 1, the switch to
+                   the IH is sharper than the lazy 4-gram phase.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ihcore.spine.curves import first_crossing
+from ihcore.spine.fits import line_fit
+
+
+def last_time_below_before(t: np.ndarray, values: np.ndarray, level: float, before: float) -> float:
+    """Last t < ``before`` with values < level; NaN if none."""
+    hits = np.flatnonzero((np.asarray(values) < level) & (np.asarray(t) < before))
+    return float(t[hits[-1]]) if hits.size else math.nan
+
+
+def log_rise(t: np.ndarray, values: np.ndarray) -> float:
+    """ln(T(0.9) / t₁₀) (module docstring); NaN if the curve never reaches 0.9 or starts above 0.1."""
+    start = last_time_below_before(t, values, 0.1, first_crossing(t, values, 0.5))
+    end = first_crossing(t, values, 0.9)
+    return math.log(end / start) if start > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Phase times of one run (units of t); NaN where a threshold is never reached."""
+
+    t_four_gram: float
+    t_induction: float
+    plateau_start: float
+    plateau_end: float
+    switch_width: float
+    log_rise_four_gram: float
+    log_rise_induction: float
+
+    @property
+    def plateau_length(self) -> float:
+        return self.t_induction - self.t_four_gram
+
+    @property
+    def sharpness_ratio(self) -> float:
+        return self.log_rise_induction / self.log_rise_four_gram
+
+    @property
+    def width_over_plateau(self) -> float:
+        return self.switch_width / self.plateau_length
+
+    @property
+    def plateau_ratio(self) -> float:
+        """T_IH / plateau start: ≥ 2 means the IH is half-learned only after the 4-gram has
+        been 90 % learned for at least as long again."""
+        return self.t_induction / self.plateau_start
+
+
+def detect_phases(t: np.ndarray, r_four_gram: np.ndarray, r_induction: np.ndarray) -> Phases:
+    """The phase times of one run from its progress curves, each (E,)."""
+    t_induction = first_crossing(t, r_induction, 0.5)
+    return Phases(
+        t_four_gram=first_crossing(t, r_four_gram, 0.5),
+        t_induction=t_induction,
+        plateau_start=first_crossing(t, r_four_gram, 0.9),
+        plateau_end=first_crossing(t, r_induction, 0.1),
+        switch_width=first_crossing(t, r_induction, 0.9) - last_time_below_before(t, r_induction, 0.1, t_induction),
+        log_rise_four_gram=log_rise(t, r_four_gram),
+        log_rise_induction=log_rise(t, r_induction),
+    )
+
+
+def plateau_deviation(t: np.ndarray, loss: np.ndarray, reference: np.ndarray, start: float, end: float) -> float:
+    """max |loss / reference − 1| over start ≤ t ≤ end; NaN if the window holds no time."""
+    window = (t >= start) & (t <= end)
+    if not window.any():
+        return math.nan
+    return float(np.max(np.abs(loss[window] / reference[window] - 1)))
+
+
+def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares y ≈ slope x + intercept; returns (slope, intercept, R²) (:func:`ihcore.spine.fits.line_fit`)."""
+    fit = line_fit(x, y)
+    return fit.slope, fit.intercept, fit.r_squared

@@ -1,0 +1,322 @@
+"""Sweeps: one result file per run, resumable after a kill, shardable, merged in configuration order."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ihcore.book import sweeps
+from ihcore.book.cli import main
+from ihcore.book.sweeps import Sweep
+from ihcore.spine.claims import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A test-only sweep in a subprocess: registered by this script, then run by the real CLI.
+# Each run logs its index before sleeping, so the log says which runs were (re)computed.
+SLEEPY = """
+import sys, time
+import numpy as np
+from ihcore.book import sweeps
+from ihcore.book.cli import main
+log, n_runs, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+
+def build(p):
+    return [{"i": i, "seed": p.seed} for i in range(n_runs)]
+
+def run(config):
+    with open(log, "a") as file:
+        file.write(f"{config['i']}\\n")
+    time.sleep(pause)
+    return {"i": config["i"], "x": np.linspace(0.0, 1.0, 5) / 3 * (config["i"] + 1), "n": np.int64(config["i"])}
+
+sweeps.register(sweeps.Sweep("test-sleepy", "from-scratch", "test only", build, run, key_fields=("i",)))
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def sleepy_twin() -> Sweep:
+    """The subprocess's sweep as seen from here (same configurations and keys; not runnable)."""
+    return Sweep("test-sleepy", "from-scratch", "test only", lambda p: [{"i": i, "seed": p.seed} for i in range(8)],
+                 run=None, key_fields=("i",))
+
+
+def start_sleepy(results: Path, log: Path, pause: float, *args: str) -> subprocess.Popen:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "IHCORE_PROGRESS": "0"}
+    return subprocess.Popen(
+        [sys.executable, "-c", SLEEPY, str(log), "8", str(pause), "sweep", "test-sleepy", "--results", str(results), *args],
+        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """name -> (inode, mtime in ns) of every result file."""
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in directory.glob("*.json")}
+
+
+def test_a_killed_sweep_resumes_without_recomputing_and_merges_like_an_uninterrupted_one(tmp_path):
+    results, log = tmp_path / "results", tmp_path / "calls.log"
+    folder = results / "test-sleepy"
+    process = start_sleepy(results, log, 0.4)
+    deadline = time.monotonic() + 60  # a hang guard
+    while len(list(folder.glob("*.json"))) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    before = snapshot(folder)
+    assert 3 <= len(before) < 8, process.stderr.read()
+    twin = sleepy_twin()
+    configs = twin.configs(twin.parameters())
+    finished = {config["i"] for config in configs if twin.key(config) + ".json" in before}
+    # what a run killed while writing would leave: a temp file next to a missing result
+    unfinished = next(config for config in configs if config["i"] not in finished)
+    stale = folder / f".{twin.key(unfinished)}.json.x1y2z3.tmp"
+    stale.write_text('{"config": {"i"')
+
+    rerun = start_sleepy(results, log, 0.0)
+    assert rerun.wait(timeout=60) == 0, rerun.stderr.read()
+    after = snapshot(folder)
+    assert len(after) == 8
+    assert {name: after[name] for name in before} == before  # finished files untouched
+    calls = [int(line) for line in log.read_text().split()]
+    assert all(calls.count(i) == 1 for i in finished)
+    assert set(calls) == set(range(8))
+    assert not list(folder.glob(".*"))  # no temp files left
+    for path in folder.glob("*.json"):
+        document = json.loads(path.read_text())
+        assert set(document) == {"config", "result"}
+
+    uninterrupted = tmp_path / "uninterrupted"
+    assert start_sleepy(uninterrupted, tmp_path / "other.log", 0.0).wait(timeout=60) == 0
+    p = twin.parameters()
+    merged = sweeps.merge(twin, p, results)
+    assert merged == results / "test-sleepy.json"
+    assert merged.read_text() == sweeps.merge(twin, p, uninterrupted).read_text()
+    runs = sweeps.load_merged(merged)["runs"]
+    assert [run["config"]["i"] for run in runs] == list(range(8))
+    assert runs[5]["result"]["x"].dtype == np.float64 and runs[5]["result"]["n"] == 5
+
+
+def counting_sweep(calls: list, n_runs: int = 7, name: str = "test-counting") -> Sweep:
+    def build(p):
+        return [{"i": i, "seed": p.seed, "scale": 0.5} for i in range(n_runs)]
+
+    def run(config):
+        calls.append(config["i"])
+        return {"i": config["i"], "x": np.arange(4.0) * config["scale"] + config["i"], "nan": float("nan")}
+
+    return Sweep(name, "from-scratch", "test only", build, run, key_fields=("i",))
+
+
+def test_shards_partition_the_sweep_and_merge_like_the_unsharded_run(tmp_path):
+    calls = []
+    sweep = counting_sweep(calls)
+    p = sweep.parameters()
+    per_shard = []
+    for i in range(3):
+        before = len(calls)
+        sweeps.run_sweep(sweep, p, tmp_path / "sharded", shard=(i, 3), progress=False)
+        per_shard.append(set(calls[before:]))
+    assert per_shard == [{0, 3, 6}, {1, 4}, {2, 5}]
+    assert sorted(calls) == list(range(7))
+    sweeps.run_sweep(sweep, p, tmp_path / "sharded", shard=(1, 3), progress=False)
+    assert len(calls) == 7  # nothing recomputed
+    sweeps.run_sweep(sweep, p, tmp_path / "whole", progress=False)
+    sharded, whole = sweeps.merge(sweep, p, tmp_path / "sharded"), sweeps.merge(sweep, p, tmp_path / "whole")
+    assert sharded.read_text() == whole.read_text()
+
+
+def test_merge_names_the_missing_runs_and_the_shards_that_make_them(tmp_path):
+    sweep = counting_sweep([])
+    p = sweep.parameters({"seed": 3})
+    sweeps.run_sweep(sweep, p, tmp_path, shard=(0, 3), progress=False)
+    sweeps.run_sweep(sweep, p, tmp_path, shard=(2, 3), progress=False)
+    with pytest.raises(sweeps.MissingResults) as error:
+        sweeps.merge(sweep, p, tmp_path, shards=3)
+    message = str(error.value)
+    assert "2 of 7 results missing" in message
+    assert f"test-counting -p seed 3 --results {tmp_path} --shard 1/3" in message
+    assert "--shard 0/3" not in message and "--shard 2/3" not in message
+    with pytest.raises(sweeps.MissingResults, match="k = 1, 4"):
+        sweeps.merge(sweep, p, tmp_path)
+    assert not (tmp_path / "test-counting.json").exists()
+
+
+def test_results_round_trip_exactly(tmp_path):
+    result = {
+        "f64": np.array([[0.1, -0.0, np.nan], [np.inf, -np.inf, 1e-310]]),
+        "f32": np.array([1 / 3, np.nan, np.inf], dtype=np.float32),
+        "i64": np.arange(-3, 3, dtype=np.int64).reshape(2, 3),
+        "i32": np.array([2**31 - 1], dtype=np.int32),
+        "u8": np.array([0, 255], dtype=np.uint8),
+        "bools": np.array([True, False]),
+        "scalar_array": np.array(2.5),
+        "empty": np.zeros((0, 3)),
+        "names": np.array(["alpha3", "beta2"]),
+        "nan": float("nan"), "inf": float("inf"), "none": None, "text": "x", "flag": True, "int": 7,
+        "np_float32": np.float32(0.1), "np_int": np.int64(4),
+        "nested": {"tuple": (1, 2.0, np.arange(2))},
+    }
+    path = tmp_path / "r.json"
+    write_json_atomic(path, sweeps.encode(result))
+    back = sweeps.decode(json.loads(path.read_text()))
+    for name, value in result.items():
+        if isinstance(value, np.ndarray):
+            assert back[name].dtype == value.dtype and back[name].shape == value.shape, name
+            assert np.array_equal(back[name], value, equal_nan=value.dtype.kind == "f"), name
+    assert np.signbit(back["f64"][0, 1])
+    assert math.isnan(back["nan"]) and back["inf"] == math.inf and back["none"] is None
+    assert (back["text"], back["flag"], back["int"]) == ("x", True, 7)
+    assert back["np_float32"] == float(np.float32(0.1)) and back["np_int"] == 4
+    assert back["nested"]["tuple"][:2] == [1, 2.0]  # tuples come back as lists
+    assert np.array_equal(back["nested"]["tuple"][2], np.arange(2))
+
+
+@pytest.mark.parametrize("value", [{1: "int key"}, {"x": object()}, {"c": np.array([1j])}])
+def test_values_that_would_not_round_trip_are_refused(value):
+    with pytest.raises(TypeError):
+        sweeps.encode(value)
+
+
+def test_the_key_is_stable_readable_and_independent_of_dict_order():
+    sweep = Sweep("k", "from-scratch", "", lambda p: [], None, key_fields=("variant", "n_pairs"))
+    config = {"n_pairs": 8, "variant": "small random init (scale 0.1)", "eta": 1.0}
+    key = sweep.key(config)
+    assert re.fullmatch(r"variant-small_random_init_scale_0.1-n_pairs-8-[0-9a-f]{8}", key), key
+    assert sweep.key(dict(reversed(list(config.items())))) == key
+    assert sweep.key({**config, "eta": 0.5}) != key
+    assert sweep.key({**config, "extra": None}) != key
+    assert Sweep("k", "from-scratch", "", lambda p: [], None).key(config).startswith("run-")
+    assert sweeps.digest(config) == sweeps.digest(json.loads(json.dumps(config)))
+
+
+@pytest.fixture
+def counting_registered(monkeypatch):
+    calls = []
+    monkeypatch.setitem(sweeps.SWEEPS, "test-counting", counting_sweep(calls))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["sweep", "no-such-sweep"], ["'no-such-sweep'", "musat-stress", "singh-data"]),
+        (["merge", "no-such-sweep"], ["'no-such-sweep'"]),
+        (["sweep", "test-counting", "--shard", "3/2"], ["--shard '3/2'", "0/2 ... 1/2"]),
+        (["sweep", "test-counting", "--shard", "0/0"], ["--shard '0/0'", "n >= 1"]),
+        (["sweep", "test-counting", "--shard", "x"], ["--shard 'x'", "i/n"]),
+        (["sweep", "test-counting", "--shard", "1/2/3"], ["--shard '1/2/3'"]),
+        (["sweep", "test-counting", "-p", "steps", "0"], ["steps = 0", "[1, 200000]"]),
+        (["sweep", "test-counting", "-p", "stepz", "5"], ["stepz"]),
+        (["sweep", "test-counting", "--device", "tpu"], ["device = 'tpu'"]),
+    ],
+    ids=["unknown-sweep", "unknown-merge", "shard-too-large", "zero-shards", "shard-not-a-fraction",
+         "shard-three-parts", "bad-parameter", "unknown-parameter", "bad-device"],
+)
+def test_bad_input_exits_2_with_a_message_before_any_run(counting_registered, tmp_path, capsys, args, fragments):
+    assert main([*args, "--results", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert all(fragment in error for fragment in fragments), error
+    assert counting_registered == [] and not list(tmp_path.iterdir())
+
+
+def test_bad_shard_exits_2_from_the_command_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ihcore", "sweep", "musat-stress", "--shard", "3/2", "--results",
+                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--shard '3/2' is invalid" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_sweep_and_merge_commands(counting_registered, tmp_path, capsys):
+    assert main(["merge", "test-counting", "--results", str(tmp_path), "--shards", "2"]) == 1
+    assert "7 of 7 results missing" in capsys.readouterr().err
+    assert main(["sweep", "test-counting", "-p", "seed", "0", "--shard", "1/2", "--results", str(tmp_path)]) == 0
+    assert counting_registered == [1, 3, 5]
+    assert main(["sweep", "test-counting", "--results", str(tmp_path), "--device", "cpu"]) == 0
+    assert counting_registered == [1, 3, 5, 0, 2, 4, 6]
+    assert main(["merge", "test-counting", "--results", str(tmp_path)]) == 0
+    assert len(json.loads((tmp_path / "test-counting.json").read_text())["runs"]) == 7
+
+
+def test_sweeps_lists_every_sweep_with_its_chapter_and_runs(capsys):
+    assert main(["sweeps"]) == 0
+    out = capsys.readouterr().out
+    for sweep in sweeps.SWEEPS.values():
+        assert f"{sweep.name} [{sweep.chapter}]: {sweep.count(sweep.parameters())} run" in out
+    assert {"musat-stress", "musat-scaling", "wang-grid", "singh-clamps", "singh-data"} <= set(sweeps.SWEEPS)
+
+
+# Small parameters under which one run of each registered sweep takes seconds.
+TINY = {
+    "musat": {"n_max_full": 2, "stress_n_max": 4, "tau_factor": 1.0, "batch_size": 8},
+    "wang": {"time": 10.0, "unnormalised_time": 10.0, "n_train": 64, "n_eval": 64, "sweep_max_length": 32},
+    "singh": {"steps": 10, "slow_steps": 10, "clamp_steps": 10, "sweep_steps": 10, "eval_every": 5, "n_heads": 2,
+              "d_model": 8, "item_dim": 8, "n_classes": 4, "sweep_classes": 5, "sweep_labels": 6},
+    "across": {"order_seeds": 2, "order_steps": 100, "scaling_seeds": 2, "singh_n_max": 3, "musat_n_max": 4},
+}
+
+
+@pytest.mark.parametrize("name", list(sweeps.SWEEPS))
+def test_every_registered_sweep_runs_and_stores_a_run(name, tmp_path):
+    sweep = sweeps.SWEEPS[name]
+    p = sweep.parameters(TINY[sweep.chapter])
+    configs = sweep.configs(p, sweeps.prepared(sweep, p, tmp_path))
+    assert len(configs) == sweep.count(p) and len({sweep.key(c) for c in configs}) == len(configs)
+    (result,) = sweeps.run_sweep(sweep, p, tmp_path, shard=(0, len(configs)), progress=False)
+    stored = sweeps._load(sweeps.result_path(sweep, configs[0], tmp_path))
+    assert sweeps.canonical(stored["config"]) == sweeps.canonical(configs[0])
+    assert sweeps.canonical(stored["result"]) == sweeps.canonical(result)
+
+
+def test_the_builders_reproduce_the_notebooks_inline_configurations():
+    """The notebooks (as of this change) build these lists inline; the study modules' builders must agree."""
+    from ihcore.book.chapters import MUSAT, SINGH
+    from ihcore.musat import minimal_runs
+    from ihcore.singh import subcircuits
+
+    P = MUSAT.parameters.validate({"n_max_full": 16, "dim": 34})
+    minimal = dict(dim=P.dim, eta=P.eta, batch_size=P.batch_size, seed=P.seed, progress=P.show_progress)
+    full_ns = [2**k for k in range(1, int(np.log2(P.n_max_full)) + 1)]
+    expected = [minimal_runs.minimal_config(**dict(minimal, model="full", n_pairs=n, data="orthonormal",
+                                                   tau_max=P.tau_factor * n**2)) for n in full_ns]
+    assert minimal_runs.scaling_configs(P) == expected
+    stress_ns = [P.stress_n_max // 2, P.stress_n_max]
+    assert minimal_runs.chapter_stress_configs(P) == minimal_runs.stress_configs(stress_ns, P.tau_factor, **minimal)
+
+    P = SINGH.parameters.validate({"seed": 4})
+    RunConfig, CONDITIONS = subcircuits.RunConfig, subcircuits.CONDITIONS
+    run_settings = dict(n_labels=P.n_labels, n_classes=P.n_classes, item_dim=P.item_dim, prototypes=P.prototypes,
+                        n_heads=P.n_heads, d_model=P.d_model, lr=P.lr, batch_size=P.batch_size,
+                        eval_every=P.eval_every, seed=P.seed)
+    clamp_configs = [RunConfig(**run_settings, condition=condition, steps=P.clamp_steps, previous_token_head=5,
+                               active_head=3) for condition in CONDITIONS]
+    assert subcircuits.clamp_configs(P, 5, 3) == clamp_configs
+    sweep_columns = {"only B": "1,2,3v,5 (layer 0 + copy: A+C)", "only C": "1,2,3qk,4 (match: A+B)",
+                     "B and C": "1,2 (layer 0: A)"}
+    sweep_rows = {f"{P.n_classes} classes, {P.n_labels} labels": (P.n_classes, P.n_labels),
+                  f"{P.sweep_classes} classes, {P.n_labels} labels": (P.sweep_classes, P.n_labels),
+                  f"{P.n_classes} classes, {P.sweep_labels} labels": (P.n_classes, P.sweep_labels)}
+    sweep_configs = [
+        RunConfig(**{**run_settings, "n_classes": classes, "n_labels": labels, "eval_every": max(1, P.sweep_steps // 40)},
+                  condition=condition, steps=P.sweep_steps, active_head=3)
+        for classes, labels in sweep_rows.values() for condition in sweep_columns.values()
+    ]
+    assert subcircuits.DATA_SWEEP_COLUMNS == sweep_columns and subcircuits.data_sweep_rows(P) == sweep_rows
+    assert subcircuits.data_configs(P, 3) == sweep_configs
+
+
+def test_a_chapter_gets_the_same_results_in_memory_and_through_result_files(counting_registered, tmp_path):
+    sweep = sweeps.SWEEPS["test-counting"]
+    in_memory = sweeps.run_or_load(sweep, sweep.parameters(), "", progress=False)
+    through_files = sweeps.run_or_load(sweep, sweep.parameters(), tmp_path, progress=False)
+    assert sweeps.canonical(in_memory) == sweeps.canonical(through_files)
+    again = sweeps.run_or_load(sweep, sweep.parameters(), tmp_path, progress=False)
+    assert sweeps.canonical(again) == sweeps.canonical(through_files)
+    assert counting_registered == list(range(7)) * 2  # the second call through files recomputed nothing

@@ -1,0 +1,172 @@
+"""The claims ledger: declared before measured, verdicts from rules, atomic JSON, Markdown tables."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ihcore.spine.claims import ClaimsLedger, Rule, at_least, at_most, between, claims_dir, claims_markdown, load_claims
+
+
+def declare(ledger, claim_id, rule=at_least(0.9), partly=None, statement="the network learns the task"):
+    ledger.expect(claim_id, source="background", provenance="reconstruction", statement=statement,
+                  quantity="held-out accuracy", rule=rule, partly=partly, figure="fig-curves")
+
+
+def measured_ledger(values, chapter="toy"):
+    """A ledger of claims "c0", "c1", ... (rule >= 0.9, partly >= 0.5) measured at ``values``."""
+    ledger = ClaimsLedger(chapter)
+    for i, value in enumerate(values):
+        declare(ledger, f"c{i}", partly=at_least(0.5))
+        ledger.measure(f"c{i}", value)
+    return ledger
+
+
+def test_measuring_an_undeclared_claim_raises():
+    with pytest.raises(KeyError, match="expect"):
+        ClaimsLedger("toy").measure("accuracy", 0.95)
+
+
+@pytest.mark.parametrize(
+    "rule, partly, value, verdict",
+    [
+        (at_least(0.9), at_least(0.5), 0.95, "reproduced"),
+        (at_least(0.9), at_least(0.5), 0.9, "reproduced"),
+        (at_least(0.9), at_least(0.5), 0.7, "partly"),
+        (at_least(0.9), at_least(0.5), 0.5, "partly"),
+        (at_least(0.9), at_least(0.5), 0.49, "not reproduced"),
+        (at_least(0.9), None, 0.7, "not reproduced"),
+        (between(0.4, 0.6), None, 0.4, "reproduced"),
+        (between(0.4, 0.6), None, 0.6, "reproduced"),
+        (between(0.4, 0.6), None, 0.61, "not reproduced"),
+        (at_most(0.1), None, 0.1, "reproduced"),
+        (at_most(0.1), None, 0.11, "not reproduced"),
+        (at_least(0.9), at_least(0.5), math.nan, "not reproduced"),
+        (Rule(), Rule(), math.nan, "not reproduced"),
+    ],
+)
+def test_verdict_is_computed_from_the_rule(rule, partly, value, verdict):
+    ledger = ClaimsLedger("toy")
+    declare(ledger, "accuracy", rule, partly)
+    assert ledger.measure("accuracy", value).verdict == verdict
+
+
+def test_unmeasured_claim_blocks_claims_and_write(tmp_path):
+    ledger = ClaimsLedger("toy")
+    declare(ledger, "measured")
+    declare(ledger, "forgotten")
+    ledger.measure("measured", 0.95)
+    with pytest.raises(ValueError, match="forgotten"):
+        ledger.claims()
+    with pytest.raises(ValueError, match="forgotten"):
+        ledger.write({}, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_claims_load_back_equal(tmp_path):
+    ledger = ClaimsLedger("toy")
+    declare(ledger, "accuracy", between(0.4, 0.6), statement="accuracy plateaus near 1/2 – the label is guessed")
+    declare(ledger, "score", partly=at_least(0.3))
+    ledger.measure("accuracy", 0.45)
+    ledger.measure("score", 0.4)
+    path = ledger.write({"steps": 10, "lr": 0.01}, tmp_path)
+    assert path == tmp_path / "toy.json"
+    assert load_claims(tmp_path) == ledger.claims()
+    assert json.loads(path.read_text(encoding="utf-8"))["parameters"] == {"steps": 10, "lr": 0.01}
+
+
+def dump_half_then_fail(document, file, **options):
+    file.write(json.dumps(document, **options)[:20])
+    raise OSError("disk full")
+
+
+def replace_fails(source, destination):
+    raise OSError("rename failed")
+
+
+@pytest.mark.parametrize("module, name, failure", [(json, "dump", dump_half_then_fail), (os, "replace", replace_fails)])
+def test_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path, monkeypatch, module, name, failure):
+    previous = measured_ledger([0.95]).write({}, tmp_path).read_bytes()
+    monkeypatch.setattr(module, name, failure)
+    with pytest.raises(OSError):
+        measured_ledger([0.1]).write({}, tmp_path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["toy.json"]
+    assert (tmp_path / "toy.json").read_bytes() == previous
+
+
+def test_summary_counts_each_verdict():
+    table = claims_markdown(measured_ledger([0.95, 0.99, 0.7, 0.1]).claims())
+    assert table.startswith("4 claims: 2 reproduced, 1 partly, 1 not reproduced.")
+    assert "**toy**: 4 claims: 2 reproduced, 1 partly, 1 not reproduced." in table
+    assert len([line for line in table.splitlines() if line.startswith("| `c")]) == 4
+
+
+def test_one_three_column_table_per_chapter_in_the_given_order():
+    first, second = measured_ledger([0.95, 0.1]).claims(), measured_ledger([0.7], chapter="other").claims()
+    table = claims_markdown(first + second, {"other": "[Other](other)", "toy": "Toy chapter"})
+    assert table.startswith("3 claims: 1 reproduced, 1 partly, 1 not reproduced.")
+    assert table.index("**[Other](other)**: 1 claim: 0 reproduced, 1 partly") < table.index("**Toy chapter**: 2 claims")
+    headers = [line for line in table.splitlines() if line.startswith("| claim checked |")]
+    assert len(headers) == 2 and all(len(cells(header)) == 3 for header in headers)
+
+
+def test_no_claims_give_a_sentence_not_a_table():
+    assert "|" not in claims_markdown([])
+
+
+def cells(row):
+    return re.split(r"(?<!\\)\|", row.strip())[1:-1]
+
+
+def test_pipe_in_a_cell_is_escaped_so_columns_stay_aligned():
+    ledger = ClaimsLedger("toy")
+    declare(ledger, "norm", statement="|W| grows before |V|")
+    ledger.measure("norm", 0.95)
+    for table in (claims_markdown(ledger.claims()), ledger.plan_markdown()):
+        header, _, row = table.splitlines()[-3:]
+        assert len(cells(row)) == len(cells(header))
+        assert r"\|W\| grows before \|V\|" in row
+
+
+def test_claims_directory_honours_ihcore_claims_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("IHCORE_CLAIMS_DIR", str(tmp_path / "claims"))
+    ledger = measured_ledger([0.95])
+    assert ledger.write({}) == tmp_path / "claims" / "toy.json"
+    assert load_claims() == ledger.claims()
+
+
+def test_claims_directory_defaults_to_data_claims_beside_the_chapters(monkeypatch):
+    monkeypatch.delenv("IHCORE_CLAIMS_DIR", raising=False)
+    assert claims_dir() == Path("../data/claims")
+
+
+WRITE_AND_LOAD = """
+from ihcore.spine.claims import ClaimsLedger, at_least, load_claims
+ledger = ClaimsLedger("toy")
+ledger.expect("c", source="s", provenance="paper", statement="s", quantity="q", rule=at_least(0.5))
+ledger.measure("c", 0.9)
+ledger.write({}, ".")
+assert load_claims(".") == ledger.claims()
+"""
+
+
+def test_claims_file_is_written_and_read_as_utf8_whatever_the_locale(tmp_path):
+    ascii_locale = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    result = subprocess.run([sys.executable, "-c", WRITE_AND_LOAD], cwd=tmp_path, env=ascii_locale,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_claims_file_gets_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = measured_ledger([0.95]).write({}, tmp_path)
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
