@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from ihcore.book import sweeps
+from ihcore.book import sweep_registry, sweeps
 from ihcore.book.build import run_chapter
 from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, WANG
 from ihcore.musat.minimal_runs import run_minimal
@@ -113,7 +113,7 @@ def bench_across() -> list[tuple[str, str]]:
     torch.set_num_threads(1)
     rows = []
     for name in ("across-order", "across-scaling"):
-        sweep = sweeps.get_sweep(name)
+        sweep = sweep_registry.get_sweep(name)
         start = time.perf_counter()
         runs = sweeps.run_or_load(sweep, p, progress=False)
         rows.append((f"{name}: {len(runs)} runs ({sweep.description})", f"{time.perf_counter() - start:.1f} s"))

@@ -22,6 +22,9 @@ DEVICE = Parameter(
     "device", str, "cpu", "where tensors live: 'cpu' (checked by CI), 'cuda', or 'auto' (cuda if available)",
     choices=devices.DEVICE_CHOICES, check=devices.problem,
 )
+RESULTS_DIR = Parameter(
+    "results_dir", str, "", "folder of sweep result files to reuse and resume, from the repository root ('': in memory)",
+)
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ ACROSS = Chapter(
             Parameter("scaling_seeds", int, 3, "seeds per context length of the N-scaling runs", 2, 50),
             Parameter("singh_n_max", int, 4, "Singh's task at N = 2, 3, ..., singh_n_max pairs (8 labels)", 3, 8),
             Parameter("musat_n_max", int, 8, "Musat's token task at N = 2, 3, 4, 6, 8, ... up to musat_n_max", 4, 16),
-            Parameter("results_dir", str, "", "folder of sweep result files to reuse and resume, from the repository root ('': in memory)"),
+            RESULTS_DIR,
             DEVICE,
             SHOW_PROGRESS,
         ),

@@ -52,7 +52,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def list_sweeps() -> None:
-    from ihcore.book.sweeps import SWEEPS
+    from ihcore.book.sweep_registry import SWEEPS
 
     for sweep in SWEEPS.values():
         runs = sweep.count(sweep.parameters())
@@ -61,13 +61,13 @@ def list_sweeps() -> None:
 
 def sweep_command(args, overrides: dict[str, str]) -> int:
     """``sweep`` and ``merge``: check every input (exit 2) before any run."""
-    from ihcore.book import sweeps
+    from ihcore.book import sweep_registry, sweeps
     from ihcore.spine import devices
 
     try:
-        if args.name not in sweeps.SWEEPS:
-            raise ParameterError(f"unknown sweep {args.name!r}; sweeps: {', '.join(sweeps.SWEEPS)}")
-        sweep = sweeps.SWEEPS[args.name]
+        if args.name not in sweep_registry.SWEEPS:
+            raise ParameterError(f"unknown sweep {args.name!r}; sweeps: {', '.join(sweep_registry.SWEEPS)}")
+        sweep = sweep_registry.SWEEPS[args.name]
         p = sweep.parameters(get_chapter(sweep.chapter).parameters.parse(overrides))
         if args.command == "sweep":
             shard = parse_shard(args.shard)

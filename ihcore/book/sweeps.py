@@ -1,7 +1,9 @@
 """Sweeps: sets of independent runs, one result file per run, resumable and shardable.
 
-A :class:`Sweep` turns a chapter's validated parameters ``p`` into a list of configuration
-dicts (built by the study's own config builders) and runs one configuration at a time.
+A :class:`Sweep` turns a chapter's validated parameters ``p`` into a list of run
+configurations (the study's own config dataclasses, built by the study's own functions) and
+runs each with the study's ``run(config, *, device=None, progress=None)``, the one run
+interface of every study (``device`` None: the current device, see :mod:`ihcore.spine.devices`).
 :func:`run_sweep` writes each run's result to ``<results_dir>/<sweep>/<key>.json`` as soon as
 it finishes, atomically, and skips configurations whose file exists, so a killed sweep
 resumes where it stopped and shards (``shard=(i, n)``: configuration k belongs to shard
@@ -20,7 +22,8 @@ Result files hold ``{"config": ..., "result": ...}`` in JSON (:func:`encode`):
   ±inf are written as Python's json writes them (``NaN``, ``Infinity``), which
   :func:`json.load` reads back;
 * numpy scalars come back as Python scalars, **tuples come back as lists**;
-* dict keys must be strings; other types (tensors, dataclasses, ...) are refused with a
+* a dataclass (a study's run configuration) is stored as the dict of its fields;
+* dict keys must be strings; other types (tensors, models, ...) are refused with a
   TypeError rather than stored lossily.
 
 A sweep may need something computed before its configurations exist (Singh's clamp runs
@@ -35,7 +38,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -43,13 +46,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ihcore.across import context_scaling, subcircuit_order
 from ihcore.book.chapters import BOOK_ROOT, get_chapter
-from ihcore.musat import minimal_runs
-from ihcore.singh import subcircuits
 from ihcore.spine.claims import write_json_atomic
 from ihcore.spine.train import progress_enabled
-from ihcore.wang import six_parameter
 
 RESULTS_DIR = BOOK_ROOT / "results"
 NOT_IN_KEYS = ("show_progress", "device", "results_dir")  # parameters that do not change what a run computes
@@ -70,6 +69,8 @@ def encode(value: Any) -> Any:
         return {ARRAY_TAG: str(value.dtype), "shape": list(value.shape), "data": value.ravel().tolist()}
     if isinstance(value, np.generic):
         return encode(value.item())
+    if is_dataclass(value) and not isinstance(value, type):  # a study's run configuration
+        return encode(asdict(value))
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise TypeError(f"dict keys must be strings, got {sorted(map(repr, value))}")
@@ -113,9 +114,9 @@ def _slug(value: Any) -> str:
 class Sweep:
     """A named list of independent runs of one chapter.
 
-    ``build(p)`` (or ``build(p, prepared)`` when ``prepare`` is given) returns the
-    configuration dicts from the chapter's validated parameters; ``run(config)`` returns one
-    result dict. ``key_fields``: configuration fields shown in result file names.
+    ``build(p)`` (or ``build(p, prepared)`` when ``prepare`` is given) returns the run
+    configurations from the chapter's validated parameters; ``run(config, progress=False)``
+    (a study's ``run``) returns one result dict. ``key_fields``: configuration fields shown in result file names.
     ``prepare(p)``: what the configurations depend on beyond ``p`` (a small JSON dict);
     ``prepare_example`` stands in for it when only the number of runs is wanted.
     """
@@ -124,7 +125,7 @@ class Sweep:
     chapter: str
     description: str
     build: Callable[..., list[dict]]
-    run: Callable[[dict], dict]
+    run: Callable[..., dict]
     key_fields: tuple[str, ...] = ()
     prepare: Callable[[SimpleNamespace], dict] | None = None
     prepare_example: dict = field(default_factory=dict)
@@ -143,27 +144,11 @@ class Sweep:
         """The number of runs at ``p``, without running ``prepare``."""
         return len(self.build(p, self.prepare_example) if self.prepare is not None else self.build(p))
 
-    def key(self, config: dict) -> str:
+    def key(self, config) -> str:
         """``<field>-<value>-...-<hash>``: readable prefix (at most 60 characters) and config hash."""
-        prefix = "-".join(f"{name}-{_slug(config[name])}" for name in self.key_fields if name in config)
+        fields = encode(config)
+        prefix = "-".join(f"{name}-{_slug(fields[name])}" for name in self.key_fields if name in fields)
         return f"{prefix[:60].rstrip('-_') or 'run'}-{digest(config)}"
-
-
-SWEEPS: dict[str, Sweep] = {}
-
-
-def register(sweep: Sweep) -> Sweep:
-    """Add ``sweep`` to :data:`SWEEPS` (a name can be registered once)."""
-    if sweep.name in SWEEPS:
-        raise ValueError(f"sweep {sweep.name!r} is already registered")
-    SWEEPS[sweep.name] = sweep
-    return sweep
-
-
-def get_sweep(name: str) -> Sweep:
-    if name not in SWEEPS:
-        raise KeyError(f"unknown sweep {name!r}; sweeps: {', '.join(SWEEPS)}")
-    return SWEEPS[name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +226,7 @@ def run_sweep(
     todo = [(key, config) for key, config in mine if not (directory / f"{key}.json").exists()]
     bar = tqdm(todo, desc=f"{sweep.name} {index}/{count}", unit="run", disable=not progress_enabled(progress))
     for key, config in bar:
-        result = sweep.run(config)
+        result = sweep.run(config, progress=False)  # the sweep's bar replaces the run's
         write_json_atomic(directory / f"{key}.json", {"config": encode(config), "result": encode(result)})
     return [_load(directory / f"{key}.json")["result"] for key, _ in mine]
 
@@ -255,7 +240,7 @@ def run_or_load(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str = "", 
     if results_dir:
         return run_sweep(sweep, p, BOOK_ROOT / results_dir, progress=progress)
     configs = sweep.configs(p)
-    return [sweep.run(config) for config in tqdm(configs, desc=sweep.name, unit="run", disable=not progress_enabled(progress))]
+    return [sweep.run(config, progress=False) for config in tqdm(configs, desc=sweep.name, unit="run", disable=not progress_enabled(progress))]
 
 
 def parameter_flags(sweep: Sweep, p: SimpleNamespace) -> str:
@@ -310,101 +295,3 @@ def merge(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = Non
 def load_merged(path: Path | str) -> dict:
     """A merged file, decoded: ``runs`` is a list of {key, config, result}."""
     return _load(Path(path))
-
-
-# ---------------------------------------------------------------------------------------------
-# The book's sweeps
-
-
-def _musat_build(builder: Callable[[SimpleNamespace], list[dict]]):
-    def build(p):  # the sweep's own bar replaces each run's
-        return [dict(config, progress=False) for config in builder(p)]
-
-    return build
-
-
-def _wang_build(name: str):
-    def build(p):
-        return [asdict(config) for config in six_parameter.chapter_runs(p)[name]]
-
-    return build
-
-
-def _wang_run(config: dict) -> dict:
-    result = six_parameter.run_one(six_parameter.RunConfig(**config), progress_bar=False)
-    return {**result, "config": asdict(result["config"])}
-
-
-def _singh_clamp_build(p, heads: dict) -> list[dict]:
-    return [asdict(c) for c in subcircuits.clamp_configs(p, heads["previous_token_head"], heads["induction_head"])]
-
-
-def _singh_data_build(p, heads: dict) -> list[dict]:
-    return [asdict(c) for c in subcircuits.data_configs(p, heads["induction_head"])]
-
-
-def _singh_run(config: dict) -> dict:
-    return subcircuits.run_one(subcircuits.RunConfig(**config), progress=False)
-
-
-register(Sweep(
-    "musat-stress", "musat", "minimal-model stress tests: each reviewer's variant at N = stress_n_max/2 and stress_n_max",
-    _musat_build(minimal_runs.chapter_stress_configs), minimal_runs.run_minimal, key_fields=("variant", "n_pairs"),
-))
-register(Sweep(
-    "musat-scaling", "musat", "full minimal model on orthonormal data at N = 2, 4, ..., n_max_full (the slope of T_alpha3)",
-    _musat_build(minimal_runs.scaling_configs), minimal_runs.run_minimal, key_fields=("n_pairs",),
-))
-
-_WANG_LISTS = {
-    "default": ("the default six-parameter run", ("alpha", "sigma_init")),
-    "half_lr": ("the default run at half the learning rate", ("lr",)),
-    "grid": ("alpha* x sigma_init grid", ("alpha", "sigma_init")),
-    "length": ("sequence lengths L = 16, 32, ..., sweep_max_length", ("length",)),
-    "unnormalised": ("kappa_L = 1 at L = 8, 16, 32", ("length",)),
-    "decoupling": ("the default on each target component alone", ("target_part",)),
-    "restarts": ("the default from random initialisations", ("init_seed",)),
-}
-if set(_WANG_LISTS) != set(six_parameter.chapter_runs(get_chapter("wang").parameters.validate({}))):
-    raise RuntimeError("ihcore.book.sweeps: _WANG_LISTS must name every list of six_parameter.chapter_runs")
-for _name, (_description, _fields) in _WANG_LISTS.items():
-    register(Sweep(f"wang-{_name.replace('_', '-')}", "wang", _description, _wang_build(_name), _wang_run, key_fields=_fields))
-
-_HEADS_EXAMPLE = {"previous_token_head": 0, "induction_head": 0}
-register(Sweep(
-    "singh-clamps", "singh", "one run per clamp condition, one active layer-1 head (heads from the baseline, trained first)",
-    _singh_clamp_build, _singh_run, key_fields=("condition",), prepare=subcircuits.baseline_heads, prepare_example=_HEADS_EXAMPLE,
-))
-register(Sweep(
-    "singh-data", "singh", "classes x labels x what is left to learn (heads from the baseline, trained first)",
-    _singh_data_build, _singh_run, key_fields=("n_classes", "n_labels", "condition"), prepare=subcircuits.baseline_heads,
-    prepare_example=_HEADS_EXAMPLE,
-))
-
-def _across_order_build(p) -> list[dict]:
-    return [asdict(c) for c in subcircuit_order.order_configs(p.order_seeds, p.seed, steps=p.order_steps,
-                                                              eval_every=p.order_eval_every)]
-
-
-def _across_order_run(config: dict) -> dict:
-    return subcircuit_order.run_one(subcircuit_order.OrderConfig(**config))
-
-
-def _across_scaling_build(p) -> list[dict]:
-    lengths = {task: context_scaling.context_lengths(task, n_max)
-               for task, n_max in (("singh", p.singh_n_max), ("musat", p.musat_n_max))}
-    return [asdict(c) for c in context_scaling.default_configs(range(p.seed, p.seed + p.scaling_seeds), lengths)]
-
-
-def _across_scaling_run(config: dict) -> dict:
-    return context_scaling.run_one(context_scaling.ScalingConfig(**config))
-
-
-register(Sweep(
-    "across-order", "across", "Singh's baseline model once per seed, read through both lenses (Musat's order)",
-    _across_order_build, _across_order_run, key_fields=("seed",),
-))
-register(Sweep(
-    "across-scaling", "across", "phase-change time at each context length N, both tasks, every seed (the N^2 law)",
-    _across_scaling_build, _across_scaling_run, key_fields=("task", "n_pairs", "seed"),
-))

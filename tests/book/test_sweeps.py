@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ihcore.book import sweeps
+from ihcore.book import sweep_registry, sweeps
 from ihcore.book.cli import main
 from ihcore.book.sweeps import Sweep
 from ihcore.spine.claims import write_json_atomic
@@ -24,20 +24,20 @@ ROOT = Path(__file__).resolve().parents[2]
 SLEEPY = """
 import sys, time
 import numpy as np
-from ihcore.book import sweeps
+from ihcore.book import sweep_registry, sweeps
 from ihcore.book.cli import main
 log, n_runs, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 
 def build(p):
     return [{"i": i, "seed": p.seed} for i in range(n_runs)]
 
-def run(config):
+def run(config, progress=False):
     with open(log, "a") as file:
         file.write(f"{config['i']}\\n")
     time.sleep(pause)
     return {"i": config["i"], "x": np.linspace(0.0, 1.0, 5) / 3 * (config["i"] + 1), "n": np.int64(config["i"])}
 
-sweeps.register(sweeps.Sweep("test-sleepy", "from-scratch", "test only", build, run, key_fields=("i",)))
+sweep_registry.register(sweeps.Sweep("test-sleepy", "from-scratch", "test only", build, run, key_fields=("i",)))
 sys.exit(main(sys.argv[4:]))
 """
 
@@ -108,7 +108,7 @@ def counting_sweep(calls: list, n_runs: int = 7, name: str = "test-counting") ->
     def build(p):
         return [{"i": i, "seed": p.seed, "scale": 0.5} for i in range(n_runs)]
 
-    def run(config):
+    def run(config, progress=False):
         calls.append(config["i"])
         return {"i": config["i"], "x": np.arange(4.0) * config["scale"] + config["i"], "nan": float("nan")}
 
@@ -200,7 +200,7 @@ def test_the_key_is_stable_readable_and_independent_of_dict_order():
 @pytest.fixture
 def counting_registered(monkeypatch):
     calls = []
-    monkeypatch.setitem(sweeps.SWEEPS, "test-counting", counting_sweep(calls))
+    monkeypatch.setitem(sweep_registry.SWEEPS, "test-counting", counting_sweep(calls))
     return calls
 
 
@@ -248,9 +248,9 @@ def test_sweep_and_merge_commands(counting_registered, tmp_path, capsys):
 def test_sweeps_lists_every_sweep_with_its_chapter_and_runs(capsys):
     assert main(["sweeps"]) == 0
     out = capsys.readouterr().out
-    for sweep in sweeps.SWEEPS.values():
+    for sweep in sweep_registry.SWEEPS.values():
         assert f"{sweep.name} [{sweep.chapter}]: {sweep.count(sweep.parameters())} run" in out
-    assert {"musat-stress", "musat-scaling", "wang-grid", "singh-clamps", "singh-data"} <= set(sweeps.SWEEPS)
+    assert {"musat-stress", "musat-scaling", "wang-grid", "singh-clamps", "singh-data"} <= set(sweep_registry.SWEEPS)
 
 
 # Small parameters under which one run of each registered sweep takes seconds.
@@ -263,9 +263,9 @@ TINY = {
 }
 
 
-@pytest.mark.parametrize("name", list(sweeps.SWEEPS))
+@pytest.mark.parametrize("name", list(sweep_registry.SWEEPS))
 def test_every_registered_sweep_runs_and_stores_a_run(name, tmp_path):
-    sweep = sweeps.SWEEPS[name]
+    sweep = sweep_registry.SWEEPS[name]
     p = sweep.parameters(TINY[sweep.chapter])
     configs = sweep.configs(p, sweeps.prepared(sweep, p, tmp_path))
     assert len(configs) == sweep.count(p) and len({sweep.key(c) for c in configs}) == len(configs)
@@ -313,7 +313,7 @@ def test_the_builders_reproduce_the_notebooks_inline_configurations():
 
 
 def test_a_chapter_gets_the_same_results_in_memory_and_through_result_files(counting_registered, tmp_path):
-    sweep = sweeps.SWEEPS["test-counting"]
+    sweep = sweep_registry.SWEEPS["test-counting"]
     in_memory = sweeps.run_or_load(sweep, sweep.parameters(), "", progress=False)
     through_files = sweeps.run_or_load(sweep, sweep.parameters(), tmp_path, progress=False)
     assert sweeps.canonical(in_memory) == sweeps.canonical(through_files)
