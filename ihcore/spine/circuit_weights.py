@@ -13,12 +13,12 @@ t_v = token v's embedding (row v of W_E), p_n = position n's (row n of W_pos):
 * :func:`copying_ov` (V, V): ``C[w, u] = (t_u W_V1 W_O1 W_U)[w]``, the logit of w when
   layer 1 attends to token u. Copying: a diagonal.
 
-Progress measures (musat.md 4.1; Musat et al. v2 Eqs. 20-22, a secondary source), the
+Progress measures (Musat et al., v2 Eqs. 20-22, known here from a secondary summary), the
 mean of the stripe or diagonal: ``alpha3_tilde = mean_n S_pos[n, n-1]``,
 ``beta2_tilde = mean_v S_match[v, v]``, ``gamma3_tilde = mean_v C[v, v]``. Each is a
 function of the model alone (no data). With several heads, choose the previous-token head
 of layer 0 and the induction head of layer 1 (``prev_head``, ``induction_head``; default 0).
-Issue-5 chapters reuse :func:`progress_measures` and :func:`progress_measure`.
+The Musat chapter reads them off the standard model; the cross-paper chapter off Singh's.
 
 The matrices are computed on the model's device and returned on the CPU.
 """
@@ -82,7 +82,8 @@ def copying_ov(model: AttentionOnlyTransformer, head: int = 0, tokens: torch.Ten
 
 
 def stripe_contrast(matrix: torch.Tensor, offset: int = 0) -> float:
-    """(mean on the diagonal ``offset`` - mean elsewhere) / std elsewhere (spec T9).
+    """(mean on the diagonal ``offset`` - mean elsewhere) / std elsewhere: how clearly a weight
+    product shows the stripe or diagonal of Musat et al.'s Fig. 2 (this book's measure).
 
     ``offset=-1`` is the stripe key = query - 1 of a position matrix; there only the causal
     part (key <= query) counts as "elsewhere", since later keys are never attended to.

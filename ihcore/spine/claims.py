@@ -63,9 +63,10 @@ def between(lower: float, upper: float) -> Rule:
 class Claim:
     """One checked claim.
 
-    source: where the statement comes from, e.g. "Singh et al. 2024, S6 (secondary
-    summary)" or "background"; provenance: "paper", "secondary" or "reconstruction",
-    the distinction the paper specs draw. rule and partly describe the acceptance
+    source: where the statement comes from, e.g. "Singh et al. 2024, §3 (secondary
+    summary)" or "background"; provenance: "paper" (the paper states it), "secondary"
+    (reviewers or summaries state it) or "reconstruction" (this book's own choice or
+    derivation), as each chapter's provenance table explains. rule and partly describe the acceptance
     intervals; verdict is computed from them. figure is the book-wide label of the figure
     behind the verdict, prefixed by the chapter's slug (``from-scratch-phase-change``).
     """

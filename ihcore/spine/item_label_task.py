@@ -158,7 +158,8 @@ class ItemLabelTask:
         D = self.item_dim
         if self.prototypes == "isotropic":
             return torch.randn(n, D, generator=generator) / math.sqrt(D)
-        # Non-centred, low-rank, like post-ReLU image features (singh.md, section 3).
+        # Non-centred, low-rank, like the post-ReLU ResNet features of Singh et al.'s Omniglot
+        # exemplars (this book's stand-in: nothing is downloaded).
         rank = min(self.prototype_rank, D)
         factors = torch.randn(n, rank, generator=generator)
         basis = torch.randn(rank, D, generator=generator) / math.sqrt(rank)

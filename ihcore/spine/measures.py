@@ -1,6 +1,6 @@
 """Measures of a model on item–label batches: accuracy, loss and per-head attention scores.
 
-Score definitions (singh.md, section 5), for attention patterns of shape
+Score definitions (after Singh et al. 2024's induction strength), for attention patterns of shape
 (B, H, T, T) with query rows and key columns, on sequences ``x_1 y_1 ... x_N y_N x_q``:
 
 * ``previous_token_score`` of a head: mean over sequences and context pairs of the
