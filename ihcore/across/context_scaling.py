@@ -1,7 +1,8 @@
 """Phase-change time against context length N in the standard attention-only transformer.
 
-Musat et al. prove t_ICL = Θ(N²) for their minimal model (musat.md C5, T5; stress test 3
-asks for the standard model). Here the question is asked of the spine's
+Musat et al. 2025 prove t_ICL = Θ(N²) for their minimal model (Theorem 2: gradient flow on the
+3-parameter model, orthonormal inputs, query last). Whether the law carries over to a
+standard transformer trained as usual is a question beyond the paper; here it is asked of the spine's
 :class:`~ihcore.spine.transformer.AttentionOnlyTransformer` trained with Adam on two tasks, each
 generalised to N item–label pairs:
 
@@ -11,7 +12,7 @@ generalised to N item–label pairs:
   ``n_context_classes = N``), in random order; labels are re-drawn per sequence, so the N
   context classes get N distinct labels out of ``n_labels``; ``n_labels`` (default 8) is
   **fixed across N**, so only the number of candidate pairings varies (more labels alone
-  delay the phase change, Singh et al. S4). The default N stay <= n_labels / 2: as N nears
+  delay the phase change, Singh et al. 2024, Fig. 6). The default N stay <= n_labels / 2: as N nears
   n_labels, copying a context label gains only ln(n_labels / N) over chance, and at
   N = n_labels nothing, which removes the copying signal of the plateau for a reason
   other than N (:data:`DEFAULT_N`). Everything else is the Singh chapter's
@@ -22,7 +23,7 @@ generalised to N item–label pairs:
   (``std_lr``, ``std_batch_size``): :func:`ihcore.musat.tasks.token_task_model`, the model the chapter builds.
   The same caution as for ``n_labels``: the default N keep 2N <= n_tokens / 2. At 2N =
   n_tokens every token is in every context, so a readout of the context average (the first
-  signal in Musat et al.'s mechanism, C7) is uniform and carries nothing; N = 16 with 32
+  signal in Musat et al.'s mechanism, as a published summary of the paper describes it) is uniform and carries nothing; N = 16 with 32
   tokens had not even reached the ln N plateau after 3000 steps (seed 0).
 
 **Phase-change time** (stated before any run): the first evaluation step at which the loss
@@ -44,6 +45,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+
+import torch
 
 from ihcore.book.chapters import MUSAT, SINGH
 from ihcore.musat.tasks import TokenTask, token_task_model
@@ -134,6 +137,14 @@ def default_configs(
     return [scaling_config(task, n, seed, **overrides) for task, ns in n_values.items() for n in ns for seed in seeds]
 
 
+def chapter_configs(p) -> list[ScalingConfig]:
+    """The cross-paper chapter's N-scaling runs from its validated parameters ``p``: both tasks,
+    N up to ``singh_n_max`` and ``musat_n_max`` (:func:`context_lengths`), ``scaling_seeds``
+    seeds from ``seed``."""
+    lengths = {task: context_lengths(task, n_max) for task, n_max in (("singh", p.singh_n_max), ("musat", p.musat_n_max))}
+    return default_configs(range(p.seed, p.seed + p.scaling_seeds), lengths)
+
+
 def context_lengths(task: str, n_max: int) -> tuple[int, ...]:
     """The N of the chapter's sweep up to ``n_max``: every N from 2 for singh (few labels), and
     2, 3, 4, 6, 8, 12, ... (about √2 apart on the log axis) for musat."""
@@ -170,7 +181,7 @@ def build_model(config: ScalingConfig, task) -> AttentionOnlyTransformer:
     return singh_model(task, config.n_heads, config.d_model, seed)
 
 
-def run_one(config: ScalingConfig, device=None, progress: bool | None = False) -> dict:
+def run(config: ScalingConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
     """Train one run; returns the config's fields, the loss curve and the phase-change time.
 
     Result keys: the fields of ``config``; ``eval_steps``, ``loss``, ``accuracy`` (E,) on the

@@ -1,8 +1,10 @@
 """Musat et al.'s order γ₃ → β₂ → α₃, tested in Singh et al.'s setting, through two lenses.
 
-Musat et al. (musat.md, C6-C8, T3) claim the induction circuit's parts emerge in the order
-γ₃ (copy/readout), then β₂ (matching), then α₃ (previous-token). In Singh et al.'s
-vocabulary (singh.md, S3) these are subcircuits C (the induction head's OV copies the
+Musat et al. 2025 claim the induction circuit's parts emerge in the order γ₃ (copy/readout),
+then β₂ (matching), then α₃ (previous-token) — as the ICLR 2026 reviewers state it for the
+minimal model, and as a published summary of the paper's v2 (Fig. 8) states it for a
+standard transformer. In Singh et al. 2024's vocabulary (the subcircuits of their clamping
+experiments, Fig. 5b) these are subcircuits C (the induction head's OV copies the
 label), B (its QK match) and A (a layer-0 head attends to the previous token and copies
 it). One run (:func:`run_one`) trains the standard 2-layer, 8-head attention-only model
 on Singh's few-shot task (``x1 y1 x2 y2 xq``), keeps a checkpoint at every evaluation,
@@ -10,11 +12,11 @@ picks that seed's own heads from its final model (strongest layer-0 previous-tok
 strongest layer-1 induction head) and then reads a curve per subcircuit off every
 checkpoint, through each lens.
 
-**Musat's lens** (weight-based, after musat.md 4.1; :func:`weight_measures`). A token here
+**Musat's lens** (weight-based, after Musat et al.'s progress measures, v2 Eqs. 20-22; :func:`weight_measures`). A token here
 is ``[item (item_dim) ; label one-hot (n_labels)]``, so the one-hot forms of
 :mod:`ihcore.spine.circuit_weights` are taken over the token vectors that play each role:
 
-* A ← α̃₃: the layer-0 head's position-to-position scores ``S[n, m]`` (``progress.position_qk``)
+* A ← α̃₃: the layer-0 head's position-to-position scores ``S[n, m]`` (``circuit_weights.position_qk``)
   on the stripe m = n - 1;
 * B ← β̃₂: the matching form ``S[k, j] = (t_k W_Q1) . (t_j W_V0 W_O0 W_K1) / sqrt(e)`` over the
   *training prototypes* t_k = [μ_k ; 0] (a query item against a key holding layer 0's copy
@@ -47,7 +49,8 @@ tokens they equal :func:`ihcore.spine.circuit_weights.progress_measures` (tested
   head's copying (3v, 5) is left free.
 
 Secondary lens ``singh_clamp`` — A as above, B = the loss under Singh's "layer 0 + copy"
-clamp (only B free), C as above — follows the brief's first suggestion literally.
+clamp (only B free), C as above — uses Singh et al.'s clamp literally as an evaluation-time
+measure, as their App. Fig. 10 applies clamps to checkpoints of an unclamped run.
 Secondary lens ``singh_head`` (added after seeing seed 0's curves, so not a primary
 lens): A, B as in ``singh``, C = the induction head's *own* logit margin under the match
 clamp (correct label minus the other in-context label, from its direct write). The
@@ -225,8 +228,9 @@ class OrderConfig:
     eval_batch_size: int = 128
 
 
-def run_one(config: OrderConfig, progress: bool | None = False) -> dict:
-    """Train one seed, pick its heads from its final model, and read every lens's curves off the checkpoints.
+def run(config: OrderConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
+    """Train one seed on ``device`` (None: the current device), pick its heads from its final
+    model, and read every lens's curves off the checkpoints (on the CPU).
 
     Returns (JSON-friendly: numpy arrays, ints, floats) the config's fields; ``eval_steps``
     (E,); ``prev_head``, ``induction_head``; ``curve/<lens>/<A|B|C>`` (E,) for each lens in
@@ -240,7 +244,9 @@ def run_one(config: OrderConfig, progress: bool | None = False) -> dict:
     history = train(
         model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.steps,
         eval_batch_size=config.eval_batch_size, seeds=seeds, checkpoint_steps=eval_steps, progress=progress,
+        device=device,
     )
+    model.cpu()  # the checkpoints are CPU copies: every lens reads them on the CPU
     # the same fixed batch train() evaluates on (first split drawn from the evaluation seed)
     batch = task.sample(config.eval_batch_size, "train", torch.Generator().manual_seed(seeds.eval))
     model.eval()
@@ -362,3 +368,9 @@ DEFAULT_N_SEEDS = 5
 def order_configs(n_seeds: int = DEFAULT_N_SEEDS, base_seed: int = 0, **overrides) -> list[OrderConfig]:
     """The sweep: one :class:`OrderConfig` per seed base_seed, base_seed + 1, ..."""
     return [OrderConfig(seed=base_seed + i, **overrides) for i in range(n_seeds)]
+
+
+def chapter_configs(p) -> list[OrderConfig]:
+    """The cross-paper chapter's order runs from its validated parameters ``p`` (``order_seeds``
+    seeds from ``seed``, ``order_steps`` steps, a checkpoint every ``order_eval_every``)."""
+    return order_configs(p.order_seeds, p.seed, steps=p.order_steps, eval_every=p.order_eval_every)

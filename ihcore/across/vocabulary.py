@@ -55,7 +55,7 @@ VOCABULARY = (
 POSITIONS = (
     Row(
         topic="What does the plateau compute?",
-        musat="γ₃ alone: the average of the context labels (C7)",
+        musat="γ₃ alone: the average of the context labels",
         singh="a label copied from the context without matching: accuracy ≈ 1/(labels in context)",
         wang="the lazy solution: the 4-gram (positional head A) plus the context mean",
         agreement="agree: copy from the context, no match yet",

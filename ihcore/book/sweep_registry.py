@@ -119,30 +119,11 @@ register(Sweep(
 # --- Across the three papers -------------------------------------------------------------------
 
 
-def _across_order_build(p) -> list[dict]:
-    return [asdict(c) for c in subcircuit_order.order_configs(p.order_seeds, p.seed, steps=p.order_steps,
-                                                              eval_every=p.order_eval_every)]
-
-
-def _across_order_run(config: dict, progress: bool | None = False) -> dict:
-    return subcircuit_order.run_one(subcircuit_order.OrderConfig(**config), progress=progress)
-
-
-def _across_scaling_build(p) -> list[dict]:
-    lengths = {task: context_scaling.context_lengths(task, n_max)
-               for task, n_max in (("singh", p.singh_n_max), ("musat", p.musat_n_max))}
-    return [asdict(c) for c in context_scaling.default_configs(range(p.seed, p.seed + p.scaling_seeds), lengths)]
-
-
-def _across_scaling_run(config: dict, progress: bool | None = False) -> dict:
-    return context_scaling.run_one(context_scaling.ScalingConfig(**config), progress=progress)
-
-
 register(Sweep(
     "across-order", "across", "Singh's baseline model once per seed, read through both lenses (Musat's order)",
-    _across_order_build, _across_order_run, key_fields=("seed",),
+    subcircuit_order.chapter_configs, subcircuit_order.run, key_fields=("seed",),
 ))
 register(Sweep(
     "across-scaling", "across", "phase-change time at each context length N, both tasks, every seed (the N^2 law)",
-    _across_scaling_build, _across_scaling_run, key_fields=("task", "n_pairs", "seed"),
+    context_scaling.chapter_configs, context_scaling.run, key_fields=("task", "n_pairs", "seed"),
 ))

@@ -124,13 +124,13 @@ def test_scaling_fit_drops_seeds_with_fewer_than_two_crossings():
 
 def test_run_one_returns_a_json_friendly_curve_and_phase_change():
     config = cs.scaling_config("musat", 2, steps=20, eval_every=10, eval_batch_size=32)
-    result = cs.run_one(config)
+    result = cs.run(config)
     assert list(result["eval_steps"]) == [0, 10, 20]
     assert result["loss"].shape == (3,) and result["loss"][0] > result["threshold"]
     assert result["threshold"] == pytest.approx(0.4 * math.log(2))
     assert result["phase_change"] is None and result["censored"]
     json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()})
-    again = cs.run_one(config)
+    again = cs.run(config)
     assert np.array_equal(result["loss"], again["loss"])  # seeded: same run, same curve
-    singh = cs.run_one(cs.scaling_config("singh", 3, steps=10, eval_every=10, eval_batch_size=32))
+    singh = cs.run(cs.scaling_config("singh", 3, steps=10, eval_every=10, eval_batch_size=32))
     assert singh["loss"][0] == pytest.approx(math.log(8), abs=0.3)  # 8 labels, nothing learned yet

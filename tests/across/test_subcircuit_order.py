@@ -8,7 +8,7 @@ import torch
 
 from ihcore.across.subcircuit_order import (
     LENSES, SUBCIRCUITS, OrderConfig, choose_heads, functional_measures, item_tokens, label_tokens, order_over_seeds,
-    rise_time, run_one, weight_measures
+    rise_time, run, weight_measures
 )
 from ihcore.singh.subcircuits import singh_model, singh_task
 from ihcore.spine.circuit_weights import copying_ov, matching_qk, position_qk, progress_measures
@@ -187,9 +187,9 @@ def test_unknown_lens_is_refused():
 # --- one run --------------------------------------------------------------------------------------------
 
 
-def test_run_one_gives_a_curve_per_lens_and_subcircuit():
+def test_a_run_gives_a_curve_per_lens_and_subcircuit():
     config = OrderConfig(n_classes=8, item_dim=8, n_heads=2, d_model=16, steps=20, eval_every=10, eval_batch_size=32)
-    result = run_one(config)
+    result = run(config)
     assert result["eval_steps"].tolist() == [0, 10, 20]
     for lens in LENSES:
         for sub in SUBCIRCUITS:
