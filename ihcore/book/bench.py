@@ -18,8 +18,8 @@ import torch
 from ihcore.book import sweep_registry, sweeps
 from ihcore.book.build import run_chapter
 from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, WANG
-from ihcore.musat.minimal_runs import run_minimal
-from ihcore.musat.reduced import flow_sweep_configs, run_flow_config, three_parameter_flow
+from ihcore.musat import flow_runs, minimal_runs
+from ihcore.musat.reduced import three_parameter_flow
 from ihcore.singh.subcircuits import CONDITIONS, RunConfig, run_one, run_sweep
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.reproducibility import pin_cpu_numerics
@@ -46,26 +46,25 @@ def bench_musat() -> list[tuple[str, str]]:
     """Musat chapter: full vs reduced minimal model on the same trajectory, and the closed-form N sweep."""
     torch.set_num_threads(1)
     p = MUSAT.parameters.validate({})
-    config = dict(n_pairs=p.n_pairs, dim=p.dim, data="orthonormal", eta=p.eta, batch_size=p.batch_size,
-                  tau_max=p.tau_factor * p.n_pairs**2)
+    configs = minimal_runs.reduced_configs(p)  # full, 19 coefficients, 3 parameters
     seconds = {}
-    for model in ("full", "coefficients", "three"):
+    for config in configs:
         start = time.perf_counter()
-        run_minimal(dict(config, model=model))
-        seconds[model] = time.perf_counter() - start
+        minimal_runs.run(config, progress=False)
+        seconds[config.model] = time.perf_counter() - start
     start = time.perf_counter()
-    three_parameter_flow(p.n_pairs, config["tau_max"])
+    three_parameter_flow(p.n_pairs, configs[0].tau_max)
     seconds["flow"] = time.perf_counter() - start
     start = time.perf_counter()
-    for sweep_config in flow_sweep_configs([2**k for k in range(1, 9)]):
-        run_flow_config(sweep_config)
+    for flow_config in flow_runs.sweep_configs(p):
+        flow_runs.run(flow_config)
     sweep = time.perf_counter() - start
     return [
-        (f"musat: full minimal model, N = {p.n_pairs}, D = {p.dim}, tau = {config['tau_max']:g}", f"{seconds['full']:.1f} s"),
+        (f"musat: full minimal model, N = {p.n_pairs}, D = {p.dim}, tau = {configs[0].tau_max:g}", f"{seconds['full']:.1f} s"),
         ("musat: 19-coefficient / full, same trajectory (SGD on batches)", f"{seconds['coefficients'] / seconds['full']:.2f}x"),
         ("musat: 3-parameter / full, same batches", f"{seconds['three'] / seconds['full']:.2f}x"),
         ("musat: closed-form flow / full, same N and tau", f"{seconds['flow'] / seconds['full']:.4f}x"),
-        ("musat: closed-form flow, N = 2 ... 256 (8 runs)", f"{sweep:.2f} s"),
+        (f"musat: closed-form flow, N = 2 ... {p.n_max_reduced} (musat-flow sweep)", f"{sweep:.2f} s"),
     ]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ihcore.book.params import Parameter, ParameterSpec
+from ihcore.musat import MinimalRunConfig, StandardRunConfig
 from ihcore.spine import devices
 from ihcore.spine.validation import ParameterError
 
@@ -74,21 +75,28 @@ MUSAT = Chapter(
     parameters=ParameterSpec(
         (
             SEED,
-            Parameter("dim", int, 20, "content and position size D of the minimal model (even)", 4, 256),
-            Parameter("n_pairs", int, 8, "context length N of the minimal-model runs (figures 2, 3)", 2, 64),
-            Parameter("eta", float, 1.0, "SGD step in tau units (full model: lr = eta * D)", 0.01, 2.0),
-            Parameter("batch_size", int, 128, "fresh sequences per SGD step of the minimal model", 8, 8192),
-            Parameter("tau_factor", float, 6.0, "minimal-model runs last tau = tau_factor * N^2", 1.0, 100.0),
+            Parameter("dim", int, MinimalRunConfig.dim, "content and position size D of the minimal model (even)", 4, 256),
+            Parameter("n_pairs", int, MinimalRunConfig.n_pairs, "context length N of the minimal-model runs (figures 2, 3)",
+                      2, 64),
+            Parameter("eta", float, MinimalRunConfig.eta, "SGD step in tau units (full model: lr = eta * D)", 0.01, 2.0),
+            Parameter("batch_size", int, MinimalRunConfig.batch_size, "fresh sequences per SGD step of the minimal model",
+                      8, 8192),
+            Parameter("tau_factor", float, MinimalRunConfig.tau_factor, "minimal-model runs last tau = tau_factor * N^2",
+                      1.0, 100.0),
             Parameter("n_max_full", int, 8, "full-model scaling runs at N = 2, 4, ..., n_max_full (power of 2)", 2, 64),
             Parameter("n_max_reduced", int, 256, "closed-form sweep at N = 2, 4, ..., n_max_reduced (power of 2)", 16, 4096),
             Parameter("stress_n_max", int, 8, "stress tests at N = stress_n_max / 2 and stress_n_max", 4, 64),
             Parameter("run_stress", bool, True, "run the stress tests (beyond the paper)"),
-            Parameter("std_n_pairs", int, 8, "context length N of the standard model's token task", 2, 32),
-            Parameter("std_n_tokens", int, 32, "vocabulary of the standard model's token task", 4, 1024),
-            Parameter("std_d_model", int, 64, "residual width of the standard model", 8, 512),
-            Parameter("std_steps", int, 800, "Adam steps of the standard model", 20, 200_000),
-            Parameter("std_lr", float, 3e-3, "Adam learning rate of the standard model", 1e-6, 1.0),
-            Parameter("std_batch_size", int, 64, "sequences per step of the standard model", 1, 8192),
+            Parameter("std_n_pairs", int, StandardRunConfig.n_pairs, "context length N of the standard model's token task",
+                      2, 32),
+            Parameter("std_n_tokens", int, StandardRunConfig.n_tokens, "vocabulary of the standard model's token task",
+                      4, 1024),
+            Parameter("std_d_model", int, StandardRunConfig.d_model, "residual width of the standard model", 8, 512),
+            Parameter("std_steps", int, StandardRunConfig.steps, "Adam steps of the standard model", 20, 200_000),
+            Parameter("std_lr", float, StandardRunConfig.lr, "Adam learning rate of the standard model", 1e-6, 1.0),
+            Parameter("std_batch_size", int, StandardRunConfig.batch_size, "sequences per step of the standard model",
+                      1, 8192),
+            RESULTS_DIR,
             DEVICE,
             SHOW_PROGRESS,
         ),

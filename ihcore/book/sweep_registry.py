@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from ihcore.across import context_scaling, subcircuit_order
 from ihcore.book.chapters import get_chapter
 from ihcore.book.sweeps import Sweep
-from ihcore.musat import minimal_runs
+from ihcore.musat import flow_runs, minimal_runs
 from ihcore.singh import subcircuits
 from ihcore.wang import six_parameter
 
@@ -37,25 +37,25 @@ def get_sweep(name: str) -> Sweep:
 
 # --- Musat et al. ------------------------------------------------------------------------------
 
-
-def _musat_build(builder: Callable[[SimpleNamespace], list[dict]]):
-    def build(p):  # the sweep's own bar replaces each run's
-        return [dict(config, progress=False) for config in builder(p)]
-
-    return build
-
-
-def _musat_run(config: dict, progress: bool | None = False) -> dict:
-    return minimal_runs.run_minimal(config)
-
-
+register(Sweep(
+    "musat-batch", "musat", "full minimal model at N = n_pairs/2, batch sizes B, 4B, 16B (what leaves the subspace)",
+    minimal_runs.batch_configs, minimal_runs.run, key_fields=("batch_size",),
+))
+register(Sweep(
+    "musat-reduced", "musat", "full, 19-coefficient and 3-parameter minimal models at N = n_pairs, orthonormal data",
+    minimal_runs.reduced_configs, minimal_runs.run, key_fields=("model",),
+))
 register(Sweep(
     "musat-stress", "musat", "minimal-model stress tests: each reviewer's variant at N = stress_n_max/2 and stress_n_max",
-    _musat_build(minimal_runs.chapter_stress_configs), _musat_run, key_fields=("variant", "n_pairs"),
+    minimal_runs.stress_configs, minimal_runs.run, key_fields=("variant", "n_pairs"),
 ))
 register(Sweep(
     "musat-scaling", "musat", "full minimal model on orthonormal data at N = 2, 4, ..., n_max_full (the slope of T_alpha3)",
-    _musat_build(minimal_runs.scaling_configs), _musat_run, key_fields=("n_pairs",),
+    minimal_runs.scaling_configs, minimal_runs.run, key_fields=("n_pairs",),
+))
+register(Sweep(
+    "musat-flow", "musat", "closed-form gradient flow of the 3-parameter model at N = 2, 4, ..., n_max_reduced",
+    flow_runs.sweep_configs, flow_runs.run, key_fields=("n_pairs",),
 ))
 
 

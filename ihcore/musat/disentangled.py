@@ -1,4 +1,6 @@
-"""Musat et al.'s minimal "disentangled" transformer (musat.md, section 4.2).
+"""Musat et al.'s minimal "disentangled" transformer (section 3 of the paper; the concatenated
+residual, the merged key-query matrices and the mask are as the ICLR 2026 reviewers describe
+them, the exact forward pass below is this book's reconstruction).
 
 Two attention layers with merged key-query matrices and no value, output or embedding
 matrices. With the default concatenated residual each layer *appends* its attention output
@@ -12,7 +14,7 @@ to the stream instead of adding it, so the stream keeps every intermediate in it
 
 Scores are (query side)^T W (key side), without 1/sqrt(d). By default a position does not
 attend to itself (keys m < n), so the first token's attention output is zero. Variants
-(stress tests): ``residual="additive"`` (``h1 = h + A1``, ``h2 = h1 + A2``; W2 (2D, 2D),
+(stress tests beyond the paper): ``residual="additive"`` (``h1 = h + A1``, ``h2 = h1 + A2``; W2 (2D, 2D),
 W3 (D, 2D)) and ``attend_to_self=True`` (keys m <= n).
 
 Hook points (B batch, T = 2N + 1 positions, widths as above):
@@ -28,8 +30,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ihcore.musat.checks import refuse_invalid
 from ihcore.spine.hooks import HookedModule, HookPoint
 from ihcore.spine.transformer import causal_mask, masked_softmax
+
+
+RESIDUALS = ("concat", "additive")
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,11 @@ class DisentangledConfig:
     init_scale: float = 0.0  # else entries ~ N(0, init_scale^2 / fan_in)
 
     def __post_init__(self) -> None:
-        if self.dim < 1 or self.residual not in ("concat", "additive") or self.init_scale < 0:
-            raise ValueError(f"invalid DisentangledConfig {self}")
+        refuse_invalid(self, {
+            "dim": (self.dim >= 1, "an integer >= 1"),
+            "residual": (self.residual in RESIDUALS, f"one of {RESIDUALS}"),
+            "init_scale": (self.init_scale >= 0, "a number >= 0"),
+        })
 
     @property
     def widths(self) -> tuple[int, int, int]:

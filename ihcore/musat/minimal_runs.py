@@ -1,42 +1,91 @@
-"""One training run of the minimal model (full, 19-coefficient or 3-parameter) per configuration.
+"""One training run of the minimal model (full, 19-coefficient or 3-parameter): :class:`MinimalRunConfig` and :func:`run`.
 
-A sweep is a list of configuration dicts (:func:`minimal_config` fills in defaults) and
-:func:`run_minimal` maps one configuration to a small result dict; runs are independent.
-Training is plain SGD on fresh batches from the spine's loop; the learning rate is
-``eta * D`` for the full model and ``eta`` for coefficient models, so that one step is
-``eta`` units of ``tau`` for both (see :mod:`ihcore.musat.reduced`).
+:class:`MinimalRunConfig` holds the Musat chapter's defaults (this book's choices: the
+paper's hyperparameters are not known). A run lasts ``tau = tau_factor * N^2``, since the
+emergence time grows as N^2 (Theorem 2). Training is plain SGD on fresh batches from the
+spine's loop; the learning rate is ``eta * D`` for the full model and ``eta`` for
+coefficient models, so that one step is ``eta`` units of ``tau`` for both (see
+:mod:`ihcore.musat.reduced`; this time unit is this book's reconstruction).
+
+The chapter's lists of runs (``*_configs(p)``, from its validated parameters ``p``) are the
+sweeps ``musat-batch``, ``musat-reduced``, ``musat-scaling`` and ``musat-stress`` of the
+book's sweep registry; runs are independent.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 
-from ihcore.musat.disentangled import DisentangledConfig, DisentangledTransformer
-from ihcore.musat.reduced import CoefficientModel, emergence_times
+from ihcore.musat.checks import refuse_invalid
+from ihcore.musat.disentangled import RESIDUALS, DisentangledConfig, DisentangledTransformer
+from ihcore.musat.emergence import crossing_times, emergence_times, in_order
+from ihcore.musat.reduced import CoefficientModel
 from ihcore.musat.subspace import KEY_COEFFICIENTS, BlockBasis, block_basis
-from ihcore.musat.tasks import ContinuousTask
+from ihcore.musat.tasks import DATA_MODES, LABEL_CUES, QUERY_MODES, ContinuousTask
 from ihcore.spine import devices
 from ihcore.spine.fits import loglog_slope
+from ihcore.spine.markdown import markdown_table
 from ihcore.spine.train import Seeds, train
 
-DEFAULTS = dict(
-    model="full",  # "full", "coefficients" (all 19) or "three" (alpha3, beta2, gamma3)
-    n_pairs=8, dim=32, data="isotropic", query="last", label_cue="rotated",
-    residual="concat", attend_to_self=False, init_scale=0.0,
-    batch_size=128, eta=1.0, tau_max=300.0, n_evals=80, seed=0, progress=False,
-    variant="",  # a label for sweeps; not used by the run
-)
+# model: the chapter's label of its run in the reduced-model comparison
+MODEL_LABELS = {"full": "full model, projected", "coefficients": "19 coefficients", "three": "3 parameters"}
 
 
-def minimal_config(**overrides) -> dict:
-    """A run configuration: :data:`DEFAULTS` with ``overrides`` (unknown keys are refused)."""
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
-    return {**DEFAULTS, **overrides}
+@dataclass(frozen=True)
+class MinimalRunConfig:
+    """One run of the minimal model; the defaults are the Musat chapter's.
+
+    model: "full" (the 28 D^2 weights), "coefficients" (the 19 coefficients) or "three"
+    (alpha3, beta2, gamma3 alone); data, query, label_cue: see :class:`ContinuousTask`;
+    residual, attend_to_self, init_scale: see :class:`DisentangledConfig` (zero init is the
+    paper's); eta: the SGD step in tau units; the run lasts ``tau_factor * n_pairs^2`` in
+    tau, evaluated about ``n_evals`` times; variant: a label for the stress tests (not used
+    by the run).
+    """
+
+    model: str = "full"
+    n_pairs: int = 8
+    dim: int = 20
+    data: str = "isotropic"
+    query: str = "last"
+    label_cue: str = "rotated"
+    residual: str = "concat"
+    attend_to_self: bool = False
+    init_scale: float = 0.0
+    batch_size: int = 128
+    eta: float = 1.0
+    tau_factor: float = 6.0
+    n_evals: int = 80
+    seed: int = 0
+    variant: str = ""
+
+    def __post_init__(self) -> None:
+        smallest_dim = 2 * self.n_pairs + 2 if self.data == "orthonormal" else 2
+        refuse_invalid(self, {
+            "model": (self.model in MODEL_LABELS, f"one of {tuple(MODEL_LABELS)}"),
+            "n_pairs": (isinstance(self.n_pairs, int) and self.n_pairs >= 1, "an integer >= 1"),
+            "dim": (isinstance(self.dim, int) and self.dim >= smallest_dim and self.dim % 2 == 0,
+                    f"an even integer >= {smallest_dim}" + (" (2N + 2, orthonormal data)" if self.data == "orthonormal" else "")),
+            "data": (self.data in DATA_MODES, f"one of {DATA_MODES}"),
+            "query": (self.query in QUERY_MODES, f"one of {QUERY_MODES}"),
+            "label_cue": (self.label_cue in LABEL_CUES, f"one of {LABEL_CUES}"),
+            "residual": (self.residual in RESIDUALS, f"one of {RESIDUALS}"),
+            "init_scale": (self.init_scale >= 0, "a number >= 0"),
+            "batch_size": (isinstance(self.batch_size, int) and self.batch_size >= 1, "an integer >= 1"),
+            "eta": (self.eta > 0, "a number > 0"),
+            "tau_factor": (self.tau_factor > 0, "a number > 0"),
+            "n_evals": (isinstance(self.n_evals, int) and self.n_evals >= 1, "an integer >= 1"),
+            "seed": (isinstance(self.seed, int) and self.seed >= 0, "an integer >= 0"),
+        })
+
+    @property
+    def tau_max(self) -> float:
+        """The run's length in tau: ``tau_factor * n_pairs^2``."""
+        return self.tau_factor * self.n_pairs**2
 
 
 def subspace_measure(basis: BlockBasis, initial, task: ContinuousTask):
@@ -52,45 +101,125 @@ def subspace_measure(basis: BlockBasis, initial, task: ContinuousTask):
     return measure
 
 
-def run_minimal(config: dict, device: str | torch.device | None = None) -> dict:
-    """Train one configuration on ``device`` (None: the current device); returns its
-    trajectory (against tau) and emergence times (CPU arrays).
+def run(config: MinimalRunConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
+    """Train ``config`` on ``device`` (None: the current device); ``progress``: the training
+    loop's bar (None: on unless disabled, False: off).
 
-    Keys: the configuration, ``names`` (K,), ``tau`` (E,), ``coefficients`` (E, K),
-    ``share_inside`` (E,) (NaN at tau = 0), ``loss`` (E,), and ``T_<name>@<c>`` for the
+    Returns the configuration's fields and its trajectory against tau (CPU arrays):
+    ``names`` (K,), ``tau`` (E,), ``coefficients`` (E, K), ``share_inside`` (E,) (NaN at
+    tau = 0), ``loss`` (E,), ``weights`` (the final W1, W2, W3) and ``T_<name>@<c>`` for the
     three key coefficients at thresholds 0.5 and 0.1.
     """
-    c = minimal_config(**config)
-    task = ContinuousTask(c["n_pairs"], c["dim"], c["data"], c["query"], c["label_cue"])
-    model_config = DisentangledConfig(c["dim"], c["residual"], c["attend_to_self"], c["init_scale"])
-    if c["model"] == "full":
-        model, lr = DisentangledTransformer(model_config, seed=c["seed"]), c["eta"] * c["dim"]
+    c = config
+    task = ContinuousTask(c.n_pairs, c.dim, c.data, c.query, c.label_cue)
+    model_config = DisentangledConfig(c.dim, c.residual, c.attend_to_self, c.init_scale)
+    if c.model == "full":
+        model, lr = DisentangledTransformer(model_config, seed=c.seed), c.eta * c.dim
     else:
-        trained = None if c["model"] == "coefficients" else KEY_COEFFICIENTS
-        model, lr = CoefficientModel(model_config, trained), c["eta"]
+        trained = None if c.model == "coefficients" else KEY_COEFFICIENTS
+        model, lr = CoefficientModel(model_config, trained), c.eta
     device = devices.pick(device)
     model.to(device)  # built on the CPU from its seed, then moved
-    basis = block_basis(c["dim"], c["residual"])
+    basis = block_basis(c.dim, c.residual)
     initial = [w.detach().clone() for w in model.weights()]
-    steps = math.ceil(c["tau_max"] / c["eta"])
+    steps = math.ceil(c.tau_max / c.eta)
     history = train(
-        model, task, steps=steps, lr=lr, batch_size=c["batch_size"], eval_every=max(1, steps // c["n_evals"]),
-        measures=[subspace_measure(basis, initial, task)], eval_batch_size=c["batch_size"],
-        seeds=Seeds.from_base(c["seed"]), optimizer="sgd", progress=None if c["progress"] else False,
-        device=device,
+        model, task, steps=steps, lr=lr, batch_size=c.batch_size, eval_every=max(1, steps // c.n_evals),
+        measures=[subspace_measure(basis, initial, task)], eval_batch_size=c.batch_size,
+        seeds=Seeds.from_base(c.seed), optimizer="sgd", progress=progress, device=device,
     )
-    tau = history.eval_steps * c["eta"]
+    tau = history.eval_steps * c.eta
     final_weights = tuple(w.detach().cpu().numpy().copy() for w in model.weights())
     coefficients = history["coefficients"]
     key = coefficients[:, [basis.index(name) for name in KEY_COEFFICIENTS]]
     return {
-        **c, "names": basis.names, "tau": tau, "coefficients": coefficients,
+        **asdict(c), "names": basis.names, "tau": tau, "coefficients": coefficients,
         "share_inside": history["share_inside"], "loss": history["loss"], "weights": final_weights,
         **emergence_times(tau, key),
     }
 
 
-# The reviewers' doubts (musat.md, section 6), as overrides of the baseline configuration.
+# ------------------------------------------------------------------------------------------
+# Reading one run
+
+
+def key_indices(result: dict) -> list[int]:
+    """Columns of ``result["coefficients"]`` holding alpha3, beta2, gamma3."""
+    names = list(result["names"])
+    return [names.index(name) for name in KEY_COEFFICIENTS]
+
+
+def other_indices(result: dict) -> list[int]:
+    """Columns of ``result["coefficients"]`` holding the other coefficients (16 for the concatenated model)."""
+    keys = key_indices(result)
+    return [k for k in range(len(result["names"])) if k not in keys]
+
+
+def final_coefficients(result: dict) -> dict[str, float]:
+    """Name -> value of every coefficient at the end of the run."""
+    return dict(zip(result["names"], result["coefficients"][-1]))
+
+
+def three_large_ratio(result: dict) -> float:
+    """max |other coefficient| / min(|alpha3|, |beta2|, |gamma3|) at the end (Fig. 3: only the three grow large)."""
+    final = final_coefficients(result)
+    return (max(abs(value) for name, value in final.items() if name not in KEY_COEFFICIENTS)
+            / min(abs(final[name]) for name in KEY_COEFFICIENTS))
+
+
+def others_above(result: dict, level: float) -> dict[str, float]:
+    """The other coefficients whose final |value| exceeds ``level``: name -> final value."""
+    return {name: value for name, value in final_coefficients(result).items()
+            if name not in KEY_COEFFICIENTS and abs(value) > level}
+
+
+def others_first_passage(result: dict, level: float) -> dict[str, float]:
+    """The other coefficients whose |value| reaches ``level`` during the run: name -> first tau."""
+    others = other_indices(result)
+    first = crossing_times(result["tau"], np.abs(result["coefficients"][:, others]), [level])[0]
+    return {result["names"][k]: float(t) for k, t in zip(others, first) if np.isfinite(t)}
+
+
+def off_subspace_share(result: dict) -> float:
+    """1 - the in-subspace share of the weights at the end of the run."""
+    return 1 - float(result["share_inside"][-1])
+
+
+# ------------------------------------------------------------------------------------------
+# The chapter's lists of runs
+
+
+def power_of_two_ns(n_max: int) -> list[int]:
+    """N = 2, 4, ..., n_max (n_max a power of 2)."""
+    return [2**k for k in range(1, int(math.log2(n_max)) + 1)]
+
+
+def chapter_config(p, **changes) -> MinimalRunConfig:
+    """The chapter's base run (its ``dim``, ``eta``, ``batch_size``, ``tau_factor``, ``seed`` and ``n_pairs``
+    from its validated parameters ``p``) with ``changes``."""
+    base = MinimalRunConfig(n_pairs=p.n_pairs, dim=p.dim, eta=p.eta, batch_size=p.batch_size,
+                            tau_factor=p.tau_factor, seed=p.seed)
+    return replace(base, **changes)
+
+
+def batch_configs(p) -> list[MinimalRunConfig]:
+    """Full model, isotropic data, N = max(2, n_pairs / 2), at batch sizes B, 4B and 16B: whether
+    what leaves the subspace is sampling noise (this book's test of Theorem 1 with sampled batches)."""
+    small_n = max(2, p.n_pairs // 2)
+    return [chapter_config(p, n_pairs=small_n, batch_size=b) for b in (p.batch_size, 4 * p.batch_size, 16 * p.batch_size)]
+
+
+def reduced_configs(p) -> list[MinimalRunConfig]:
+    """The full, 19-coefficient and 3-parameter models at N = n_pairs on orthonormal data (Fig. 5's comparison)."""
+    return [chapter_config(p, model=model, data="orthonormal") for model in MODEL_LABELS]
+
+
+def scaling_configs(p) -> list[MinimalRunConfig]:
+    """The full model on orthonormal data at N = 2, 4, ..., n_max_full (the slope of T_alpha3, Theorem 2)."""
+    return [chapter_config(p, n_pairs=n, data="orthonormal") for n in power_of_two_ns(p.n_max_full)]
+
+
+# The ICLR 2026 reviewers' doubts (beyond the paper), as changes of the baseline run.
 STRESS_VARIANTS = {
     "baseline (zero init, concatenated)": {},
     "small random init (scale 0.1)": {"init_scale": 0.1},
@@ -109,36 +238,15 @@ SURVIVAL_RULES = {
 }
 
 
-def stress_configs(n_list, tau_factor: float, **base) -> list[dict]:
-    """One configuration per (variant, N) of :data:`STRESS_VARIANTS`, on top of ``base``; tau_max = tau_factor N^2."""
-    return [
-        minimal_config(**{**base, **overrides, "n_pairs": n, "tau_max": tau_factor * n**2, "variant": variant})
-        for variant, overrides in STRESS_VARIANTS.items() for n in n_list
-    ]
+def stress_ns(p) -> list[int]:
+    """The stress tests' context lengths: stress_n_max / 2 and stress_n_max."""
+    return [p.stress_n_max // 2, p.stress_n_max]
 
 
-def power_of_two_ns(n_max: int) -> list[int]:
-    """N = 2, 4, ..., n_max (n_max a power of 2)."""
-    return [2**k for k in range(1, int(math.log2(n_max)) + 1)]
-
-
-def chapter_base(p) -> dict:
-    """The Musat chapter's base overrides of every minimal-model run, from its validated parameters ``p``."""
-    return dict(dim=p.dim, eta=p.eta, batch_size=p.batch_size, seed=p.seed, progress=p.show_progress)
-
-
-def chapter_stress_configs(p) -> list[dict]:
-    """The chapter's stress tests: :func:`stress_configs` at N = stress_n_max / 2 and stress_n_max."""
-    return stress_configs([p.stress_n_max // 2, p.stress_n_max], p.tau_factor, **chapter_base(p))
-
-
-def scaling_configs(p) -> list[dict]:
-    """The chapter's full-model N-scaling runs: orthonormal data, N = 2, 4, ..., n_max_full, tau_max = tau_factor N^2.
-
-    The run at N = n_pairs is the chapter's "full model, projected" run of the reduced-model comparison.
-    """
-    return [minimal_config(**chapter_base(p), model="full", n_pairs=n, data="orthonormal", tau_max=p.tau_factor * n**2)
-            for n in power_of_two_ns(p.n_max_full)]
+def stress_configs(p) -> list[MinimalRunConfig]:
+    """One run per (variant of :data:`STRESS_VARIANTS`, N of :func:`stress_ns`), isotropic data."""
+    return [chapter_config(p, **changes, n_pairs=n, variant=variant)
+            for variant, changes in STRESS_VARIANTS.items() for n in stress_ns(p)]
 
 
 def stress_summary(results: list[dict]) -> list[dict]:
@@ -148,7 +256,7 @@ def stress_summary(results: list[dict]) -> list[dict]:
     for variant in dict.fromkeys(r["variant"] for r in results):
         runs = sorted((r for r in results if r["variant"] == variant), key=lambda r: r["n_pairs"])
         share = float(runs[-1]["share_inside"][-1])
-        ordered = all(r["T_gamma3@0.5"] < r["T_beta2@0.5"] < r["T_alpha3@0.5"] for r in runs)
+        ordered = all(in_order(r, 0.5) for r in runs)
         times = [r["T_alpha3@0.5"] for r in runs]
         slope = loglog_slope([r["n_pairs"] for r in runs], times) if np.all(np.isfinite(times)) else float("nan")
         rows.append({
@@ -157,3 +265,16 @@ def stress_summary(results: list[dict]) -> list[dict]:
             "N-scaling": bool(abs(slope - (rows[0]["slope"] if rows else slope)) <= 0.4),
         })
     return rows
+
+
+def stress_table(rows: list[dict], ns: list[int]) -> str:
+    """The rows of :func:`stress_summary` as a Markdown table (a failed rule in bold)."""
+    yes = {True: "yes", False: "**no**"}
+    header = ["variant", "in-subspace share", "T_alpha3 at N = " + ", ".join(map(str, ns)), "slope",
+              *SURVIVAL_RULES]
+    return markdown_table(header, [
+        [row["variant"], f"{row['share_inside']:.2f}",
+         ", ".join("never" if np.isnan(t) else f"{t:.0f}" for t in row["T_alpha3"]), f"{row['slope']:.2f}",
+         *(yes[row[rule]] for rule in SURVIVAL_RULES)]
+        for row in rows
+    ])

@@ -8,9 +8,11 @@ gamma3).
 **Time units.** A step of SGD with learning rate ``lr`` on the full matrices moves a
 coefficient c = <W, E>/D by ``-(lr / D) dL/dc``, since ``||E||^2 = D``. So the full model at
 ``lr`` and the coefficient model at ``lr / D`` take the same step, and both are plotted
-against ``tau = lr * steps / D`` (full) = ``lr * steps`` (coefficients).
+against ``tau = lr * steps / D`` (full) = ``lr * steps`` (coefficients). This time unit is this
+book's reconstruction; the exponents in N do not depend on it.
 
-**Closed form (derived here; musat.md 4.4).** Orthonormal data, q = N, M = J. In layer 1,
+**Closed form** (this book's derivation; Musat et al.'s own closed forms, in their Appendix
+B, were not available, so it may differ from them). Orthonormal data, q = N, M = J. In layer 1,
 label N scores alpha3 on item N (``(M p_N)^T M p_N = 1``) and 0 on its other 2N - 2 keys,
 so it puts ``a = e^alpha3 / (e^alpha3 + 2N - 2)`` on item N and copies ``a x_N`` into its
 a1e block; no other token holds x_N in a1e. In layer 2 the query x_N scores ``beta2 a`` on
@@ -35,7 +37,6 @@ from ihcore.musat.disentangled import DisentangledBase, DisentangledConfig
 from ihcore.musat.subspace import KEY_COEFFICIENTS, BlockBasis, block_basis
 from ihcore.musat.tasks import ContinuousTask
 from ihcore.spine import devices
-from ihcore.spine.curves import first_crossing
 
 
 class CoefficientModel(DisentangledBase):
@@ -135,72 +136,3 @@ def three_parameter_flow(n_pairs: int, tau_max: float, stop_alpha3: float = math
     thetas = np.array(thetas)
     losses = np.array([three_parameter_loss(*t, n_pairs) for t in thetas])
     return Trajectory(np.array(taus), thetas, losses)
-
-
-def emergence_time(times: np.ndarray, values: np.ndarray, threshold: float) -> float:
-    """First time ``values`` reaches ``threshold``, linearly interpolated; NaN if never. times, values (S,)."""
-    return first_crossing(times, values, threshold, interpolate=True)
-
-
-def emergence_times(times: np.ndarray, theta: np.ndarray, thresholds=(0.5, 0.1)) -> dict[str, float]:
-    """``T_<name>@<c>`` for alpha3, beta2, gamma3 (columns of theta (S, 3)) at each threshold c."""
-    return {
-        f"T_{name}@{c:g}": emergence_time(times, theta[:, k], c)
-        for c in thresholds for k, name in enumerate(KEY_COEFFICIENTS)
-    }
-
-
-def crossing_times(times: np.ndarray, values: np.ndarray, levels) -> np.ndarray:
-    """(C, K) first time each column of ``values`` (S, K) reaches each of the C ``levels``; NaN if never.
-
-    ``times`` (S,); each entry is :func:`emergence_time`. Pass ``np.abs(values)`` for the
-    first time a coefficient passes a level in absolute value.
-    """
-    values = np.asarray(values)
-    return np.array([[emergence_time(times, values[:, k], c) for k in range(values.shape[1])] for c in levels])
-
-
-def order_holds(crossings: np.ndarray) -> np.ndarray:
-    """(C,) bool: T_gamma3 < T_beta2 < T_alpha3 in each row of ``crossings`` (C, 3), columns in
-    ``KEY_COEFFICIENTS`` order (alpha3, beta2, gamma3); False where a time is NaN (never reached)."""
-    t = np.asarray(crossings)
-    return (t[:, 2] < t[:, 1]) & (t[:, 1] < t[:, 0])
-
-
-def longest_run(levels, holds) -> tuple[float, float]:
-    """(lowest, highest) level of the longest run of consecutive ``levels`` (C,) where ``holds`` (C,) is True;
-    (NaN, NaN) if it never holds."""
-    best, start = (0, None), None
-    for i, ok in enumerate(list(holds) + [False]):
-        if ok and start is None:
-            start = i
-        elif not ok and start is not None:
-            if i - start > best[0]:
-                best = (i - start, start)
-            start = None
-    length, first = best
-    return (float(levels[first]), float(levels[first + length - 1])) if length else (float("nan"), float("nan"))
-
-
-def flow_sweep_configs(n_list, tau_factor: float = 40.0) -> list[dict]:
-    """One configuration per context length N for the closed-form sweep (independent runs)."""
-    return [{"n_pairs": n, "tau_max": tau_factor * n**2, "stop_alpha3": 1.0} for n in n_list]
-
-
-def run_flow_config(config: dict) -> dict:
-    """Emergence times and gradient sizes of the closed-form flow for one configuration of :func:`flow_sweep_configs`.
-
-    Gradients (spec T6, the mechanism of C7): ``grad_gamma3@0`` = |dL/dgamma3| at zero;
-    ``grad_beta2@gamma3`` = |dL/dbeta2| and ``grad_alpha3/beta2@gamma3`` = |dL/dalpha3| / beta2
-    at the first point where gamma3 >= 0.5 (NaN if it never does).
-    """
-    n = config["n_pairs"]
-    trajectory = three_parameter_flow(n, config["tau_max"], config["stop_alpha3"])
-    reached = np.flatnonzero(trajectory.theta[:, 2] >= 0.5)
-    gradient = three_parameter_gradient(*trajectory.theta[reached[0]], n) if reached.size else np.full(3, np.nan)
-    beta2 = trajectory.theta[reached[0], 1] if reached.size else np.nan
-    return {
-        "n_pairs": n, **emergence_times(trajectory.tau, trajectory.theta),
-        "grad_gamma3@0": abs(three_parameter_gradient(0.0, 0.0, 0.0, n)[2]),
-        "grad_beta2@gamma3": abs(gradient[1]), "grad_alpha3/beta2@gamma3": abs(gradient[0]) / beta2,
-    }

@@ -1,14 +1,16 @@
 """The invariant subspace of the minimal model: its block basis, projections and pseudo-parameters.
 
 The loss is unchanged by rotating the content space, and by rotating the position space
-with any rotation that commutes with M (musat.md, section 4.3). From W = 0, gradient flow
-on the population loss stays in the matrices these rotations fix: content x content blocks
+with any rotation that commutes with M. From W = 0, gradient flow on the population loss
+stays in the matrices these rotations fix (the idea of the proof of Musat et al.'s Theorem 1,
+as a secondary source summarises it): content x content blocks
 ``c I``, position x position blocks ``a I + b M``, content x position blocks 0. For the
 concatenated model that is 19 coefficients (Theorem 1): 3 in W1, 12 in W2, 4 in W3, with
-the names of :data:`CONCAT_COEFFICIENTS` (alpha3, beta2, gamma3 as in the paper; the other
-indices are this book's convention). Rows of a block are the query side, columns the key
+the names of :data:`CONCAT_COEFFICIENTS` (alpha3, beta2, gamma3 as in the paper; the block
+of each of the other 16, and their indices, are this book's reconstruction). Rows of a block are the query side, columns the key
 side. For the additive-residual variant the same argument gives 7 coefficients
-(:data:`ADDITIVE_COEFFICIENTS`); there ``beta2`` is W2's content block and ``gamma3`` W3's.
+(:data:`ADDITIVE_COEFFICIENTS`, beyond the paper); there ``beta2`` is W2's content block and
+``gamma3`` W3's.
 
 Each basis matrix is one block holding I or M; they are orthogonal (blocks are disjoint and
 ``tr M = 0``) with squared norm D, so a coefficient is ``<W, E_k> / D``.
@@ -80,7 +82,8 @@ class BlockBasis:
     def share_inside(self, weights) -> dict[str, float]:
         """In-subspace share ``||Proj W||^2 / ||W||^2`` of each matrix and of all three together.
 
-        Equals 1 - frac_off of the spec (NaN for an all-zero matrix). Pass W_t - W_0 under random init.
+        One minus the off-subspace share ``||W - Proj W||^2 / ||W||^2`` (this book's measure of
+        Theorem 1's confinement; NaN for an all-zero matrix). Pass W_t - W_0 under random init.
         """
         inside = [float(p.pow(2).sum()) for p in self.project(weights)]
         total = [float(w.detach().pow(2).sum()) for w in weights]

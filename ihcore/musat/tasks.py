@@ -1,6 +1,7 @@
 """Musat et al.'s two tasks: the continuous minimal task and the token task of the standard model.
 
-**Continuous minimal task** (musat.md, section 3; the construction is a reconstruction). A
+**Continuous minimal task** (Musat et al., section 3; the paper's text was not available, so
+the exact construction below is this book's reconstruction from the ICLR 2026 reviews). A
 sequence is 2N + 1 tokens ``item_1 label_1 ... item_N label_N query`` of size 2D, each
 ``[content; position]``:
 
@@ -10,13 +11,13 @@ sequence is 2N + 1 tokens ``item_1 label_1 ... item_N label_N query`` of size 2D
 * ``data="isotropic"``: all vectors i.i.d. N(0, I/D), fresh per sequence (Theorem 1);
   ``data="orthonormal"``: the 2N contents are orthonormal, and so are
   ``{p_i, M p_i, p_Q}`` (Theorem 2; needs D >= 2N + 2);
-* ``label_cue="rotated"`` (``M p_i``), ``"same"`` (``p_i``) or ``"none"`` (zero position):
-  the last two are stress tests.
+* ``label_cue="rotated"`` (``M p_i``, the reviewers' "built-in rotational clue"), ``"same"``
+  (``p_i``) or ``"none"`` (zero position): the last two are stress tests beyond the paper.
 
 The loss is ``1/2 E ||y_hat - y_q||^2`` (summed over D, averaged over the batch), 1/2 at
 ``y_hat = 0``.
 
-**Token task** (standard model; reconstruction). ``n_tokens`` one-hot tokens; 2N distinct
+**Token task** (the standard model's; this book's reconstruction). ``n_tokens`` one-hot tokens; 2N distinct
 tokens are drawn per sequence, items ``a_i`` and labels ``b_i``; the input is
 ``a_1 b_1 ... a_N b_N a_q`` and the target ``b_q``, with q uniform (a fixed q = N could be
 solved by position alone, without an induction head).
@@ -30,9 +31,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ihcore.musat.checks import refuse_invalid
 from ihcore.spine import devices
 from ihcore.spine.item_label_task import Batch, query_cross_entropy
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
+
+
+DATA_MODES = ("isotropic", "orthonormal")
+QUERY_MODES = ("last", "random")
+LABEL_CUES = ("rotated", "same", "none")
 
 
 def rotate(vectors: torch.Tensor) -> torch.Tensor:
@@ -57,27 +64,28 @@ class ContinuousBatch(devices.TensorBatch):
 
 @dataclass(frozen=True)
 class ContinuousTask:
-    """Sampler of the continuous minimal task; every vector is fresh in every sequence."""
+    """Sampler of the continuous minimal task; every vector is fresh in every sequence.
 
-    n_pairs: int = 8
-    dim: int = 64
+    n_pairs: N; dim: D (even); the run configurations hold their defaults
+    (:class:`ihcore.musat.minimal_runs.MinimalRunConfig`).
+    """
+
+    n_pairs: int
+    dim: int
     data: str = "isotropic"  # or "orthonormal"
     query: str = "last"  # or "random"
     label_cue: str = "rotated"  # or "same", "none"
 
     def __post_init__(self) -> None:
-        checks = {
-            "n_pairs": self.n_pairs >= 1,
-            "dim": self.dim >= 2 and self.dim % 2 == 0,
-            "data": self.data in ("isotropic", "orthonormal"),
-            "query": self.query in ("last", "random"),
-            "label_cue": self.label_cue in ("rotated", "same", "none"),
-        }
-        if self.data == "orthonormal":
-            checks["dim"] = checks["dim"] and self.dim >= 2 * self.n_pairs + 2
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"ContinuousTask: invalid {name}={getattr(self, name)!r}")
+        smallest_dim = 2 * self.n_pairs + 2 if self.data == "orthonormal" else 2
+        refuse_invalid(self, {
+            "n_pairs": (self.n_pairs >= 1, "an integer >= 1"),
+            "dim": (self.dim >= smallest_dim and self.dim % 2 == 0,
+                    f"an even integer >= {smallest_dim}" + (" (2N + 2, orthonormal data)" if self.data == "orthonormal" else "")),
+            "data": (self.data in DATA_MODES, f"one of {DATA_MODES}"),
+            "query": (self.query in QUERY_MODES, f"one of {QUERY_MODES}"),
+            "label_cue": (self.label_cue in LABEL_CUES, f"one of {LABEL_CUES}"),
+        })
 
     @property
     def n_positions(self) -> int:
@@ -130,14 +138,19 @@ def _complex_orthonormal(B: int, n: int, D: int, generator: torch.Generator) -> 
 
 @dataclass(frozen=True)
 class TokenTask:
-    """Sampler of the standard model's token task; batches are the spine's :class:`Batch`."""
+    """Sampler of the standard model's token task; batches are the spine's :class:`Batch`.
 
-    n_pairs: int = 8
-    n_tokens: int = 32
+    The defaults are the standard run's (:class:`ihcore.musat.standard_runs.StandardRunConfig`).
+    """
+
+    n_pairs: int
+    n_tokens: int
 
     def __post_init__(self) -> None:
-        if self.n_pairs < 2 or self.n_tokens < 2 * self.n_pairs:
-            raise ValueError(f"TokenTask needs n_pairs >= 2 and n_tokens >= 2 n_pairs, got {self}")
+        refuse_invalid(self, {
+            "n_pairs": (self.n_pairs >= 2, "an integer >= 2"),
+            "n_tokens": (self.n_tokens >= 2 * self.n_pairs, f"an integer >= 2 n_pairs = {2 * self.n_pairs}"),
+        })
 
     @property
     def n_positions(self) -> int:
@@ -167,7 +180,7 @@ class TokenTask:
 
 
 def token_task_model(task: TokenTask, d_model: int, seed: int, n_heads: int = 1) -> AttentionOnlyTransformer:
-    """Musat et al.'s standard model for the token task (the Musat chapter's, and the N-scaling runs').
+    """Musat et al.'s standard model for the token task (the Musat chapter's, and the cross-paper N-scaling runs').
 
     2 layers, ``n_heads`` (1) heads, additive residual, learned positions, no LayerNorm;
     one-hot tokens in, one logit per token out.

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -282,13 +283,14 @@ def test_the_builders_reproduce_the_notebooks_inline_configurations():
     from ihcore.singh import subcircuits
 
     P = MUSAT.parameters.validate({"n_max_full": 16, "dim": 34})
-    minimal = dict(dim=P.dim, eta=P.eta, batch_size=P.batch_size, seed=P.seed, progress=P.show_progress)
-    full_ns = [2**k for k in range(1, int(np.log2(P.n_max_full)) + 1)]
-    expected = [minimal_runs.minimal_config(**dict(minimal, model="full", n_pairs=n, data="orthonormal",
-                                                   tau_max=P.tau_factor * n**2)) for n in full_ns]
+    base = minimal_runs.MinimalRunConfig(dim=P.dim, eta=P.eta, batch_size=P.batch_size, seed=P.seed,
+                                         tau_factor=P.tau_factor)
+    expected = [replace(base, n_pairs=n, data="orthonormal") for n in (2, 4, 8, 16)]
     assert minimal_runs.scaling_configs(P) == expected
-    stress_ns = [P.stress_n_max // 2, P.stress_n_max]
-    assert minimal_runs.chapter_stress_configs(P) == minimal_runs.stress_configs(stress_ns, P.tau_factor, **minimal)
+    assert [c.tau_max for c in expected] == [P.tau_factor * n**2 for n in (2, 4, 8, 16)]
+    assert minimal_runs.stress_configs(P) == [
+        replace(base, **changes, n_pairs=n, variant=variant)
+        for variant, changes in minimal_runs.STRESS_VARIANTS.items() for n in (P.stress_n_max // 2, P.stress_n_max)]
 
     P = SINGH.parameters.validate({"seed": 4})
     RunConfig, CONDITIONS = subcircuits.RunConfig, subcircuits.CONDITIONS
@@ -320,3 +322,30 @@ def test_a_chapter_gets_the_same_results_in_memory_and_through_result_files(coun
     again = sweeps.run_or_load(sweep, sweep.parameters(), tmp_path, progress=False)
     assert sweeps.canonical(again) == sweeps.canonical(through_files)
     assert counting_registered == list(range(7)) * 2  # the second call through files recomputed nothing
+
+
+def test_the_musat_chapter_takes_its_defaults_from_the_run_configurations():
+    from ihcore.book.chapters import MUSAT
+    from ihcore.musat import MinimalRunConfig, StandardRunConfig
+
+    defaults = MUSAT.parameters.defaults()
+    minimal, standard = MinimalRunConfig(), StandardRunConfig()
+    for name in ("dim", "n_pairs", "eta", "batch_size", "tau_factor"):
+        assert defaults[name] == getattr(minimal, name), name
+    for name in ("n_pairs", "n_tokens", "d_model", "steps", "lr", "batch_size"):
+        assert defaults[f"std_{name}"] == getattr(standard, name), name
+    assert defaults["dim"] == 20  # what the committed notebook ran
+
+
+@pytest.mark.parametrize("name", ["musat-scaling", "musat-flow"])
+def test_a_musat_run_through_the_registry_equals_a_direct_run(name, tmp_path):
+    from ihcore.musat import flow_runs, minimal_runs
+
+    sweep = sweep_registry.SWEEPS[name]
+    assert sweep.run is {"musat-scaling": minimal_runs.run, "musat-flow": flow_runs.run}[name]
+    p = sweep.parameters({"n_max_full": 2, "tau_factor": 1.0, "batch_size": 8, "n_max_reduced": 16})
+    config = sweep.configs(p)[0]
+    direct = sweep.run(config, progress=False)
+    (through_files,) = sweeps.run_sweep(sweep, p, tmp_path, shard=(0, len(sweep.configs(p))), progress=False)
+    in_memory = sweeps.run_or_load(sweep, p, "", progress=False)[0]
+    assert sweeps.canonical(direct) == sweeps.canonical(through_files) == sweeps.canonical(in_memory)

@@ -1,25 +1,70 @@
-"""Run configurations of the minimal model and the stress-test summary."""
+"""Runs of the minimal model: the configuration, the run, the chapter's lists of runs and the stress-test summary."""
 
 import math
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from ihcore.musat.minimal_runs import STRESS_VARIANTS, minimal_config, run_minimal, stress_configs, stress_summary
+from ihcore.musat.minimal_runs import (
+    MODEL_LABELS, STRESS_VARIANTS, MinimalRunConfig, batch_configs, chapter_config, final_coefficients, key_indices,
+    off_subspace_share, other_indices, others_above, others_first_passage, power_of_two_ns, reduced_configs, run,
+    scaling_configs, stress_configs, stress_summary, stress_table, three_large_ratio,
+)
+from ihcore.spine.validation import ParameterError
+
+CHAPTER = SimpleNamespace(n_pairs=4, dim=10, eta=1.0, batch_size=8, tau_factor=2.0, seed=3, n_max_full=4,
+                          stress_n_max=4)
 
 
-def test_unknown_configuration_keys_are_refused():
-    with pytest.raises(ValueError, match="lr"):
-        minimal_config(lr=0.1)
+@pytest.mark.parametrize("field, value, expected", [
+    ("n_pairs", 0, "n_pairs = 0 is invalid: expected an integer >= 1"),
+    ("model", "huge", "model = 'huge' is invalid: expected one of ('full', 'coefficients', 'three')"),
+    ("dim", 7, "dim = 7 is invalid: expected an even integer >= 2"),
+    ("eta", 0.0, "eta = 0.0 is invalid: expected a number > 0"),
+    ("data", "gaussian", "data = 'gaussian' is invalid"),
+])
+def test_a_bad_field_is_refused_with_a_message_naming_it(field, value, expected):
+    with pytest.raises(ParameterError, match="MinimalRunConfig: " + expected.replace("(", r"\(").replace(")", r"\)")):
+        MinimalRunConfig(**{field: value})
 
 
-def test_stress_configs_cover_every_variant_at_every_n_with_tau_growing_as_n_squared():
-    configs = stress_configs([2, 4], 3.0, dim=8, batch_size=64)
+def test_orthonormal_data_need_dim_at_least_2n_plus_2():
+    with pytest.raises(ParameterError, match=r"dim = 16 is invalid: expected an even integer >= 18"):
+        MinimalRunConfig(n_pairs=8, dim=16, data="orthonormal")
+    assert MinimalRunConfig(n_pairs=8, dim=18, data="orthonormal").tau_max == 6.0 * 64
+
+
+def test_three_parameter_run_has_only_three_nonzero_coefficients_and_stays_inside():
+    config = MinimalRunConfig(model="three", n_pairs=2, dim=6, data="orthonormal", tau_factor=1.0, n_evals=4)
+    result = run(config, progress=False)
+    nonzero = {name for name, value in zip(result["names"], result["coefficients"][-1]) if value != 0}
+    assert "gamma3" in nonzero and nonzero <= {"alpha3", "beta2", "gamma3"}
+    assert result["share_inside"][-1] == pytest.approx(1.0)
+    assert result["tau"][-1] == pytest.approx(config.tau_max) and result["model"] == "three"
+    assert set(result) >= {"T_alpha3@0.5", "T_beta2@0.1", "T_gamma3@0.5"}
+
+
+def test_the_chapter_lists_share_the_chapter_base_and_last_tau_factor_n_squared():
+    base = chapter_config(CHAPTER)
+    assert (base.n_pairs, base.dim, base.batch_size, base.seed, base.tau_factor) == (4, 10, 8, 3, 2.0)
+    assert [c.batch_size for c in batch_configs(CHAPTER)] == [8, 32, 128]
+    assert {c.n_pairs for c in batch_configs(CHAPTER)} == {2}
+    assert [c.model for c in reduced_configs(CHAPTER)] == list(MODEL_LABELS)
+    assert all(c.data == "orthonormal" and c.n_pairs == 4 for c in reduced_configs(CHAPTER))
+    assert [c.n_pairs for c in scaling_configs(CHAPTER)] == [2, 4] == power_of_two_ns(4)
+    assert scaling_configs(CHAPTER)[-1] == reduced_configs(CHAPTER)[0]  # the comparison's full model
+
+
+def test_stress_configs_cover_every_variant_at_every_n_and_a_variant_beats_the_base():
+    configs = stress_configs(CHAPTER)
     assert len(configs) == 2 * len(STRESS_VARIANTS)
-    assert {c["tau_max"] for c in configs} == {12.0, 48.0}
-    assert all(c["dim"] == 8 for c in configs)
-    smallbatch = [c for c in configs if c["variant"].startswith("SGD noise")]
-    assert all(c["batch_size"] == 16 for c in smallbatch)  # a variant's override beats the base
+    assert {c.tau_max for c in configs} == {8.0, 32.0}
+    assert all(c.dim == 10 for c in configs)
+    small_batch = [c for c in configs if c.variant.startswith("SGD noise")]
+    assert all(c.batch_size == 16 for c in small_batch)
+    assert configs[0] == replace(chapter_config(CHAPTER), n_pairs=2, variant="baseline (zero init, concatenated)")
 
 
 def fake_run(variant, n, t_gamma, t_beta, t_alpha, share):
@@ -27,21 +72,31 @@ def fake_run(variant, n, t_gamma, t_beta, t_alpha, share):
             "T_alpha3@0.5": t_alpha, "share_inside": np.array([np.nan, share])}
 
 
-def test_stress_summary_applies_the_survival_rules():
+def test_stress_summary_applies_the_survival_rules_and_tabulates_them():
     results = [
         fake_run("base", 4, 1, 2, 10, 0.95), fake_run("base", 8, 2, 4, 40, 0.95),  # slope 2
         fake_run("linear", 4, 1, 2, 10, 0.5), fake_run("linear", 8, 2, 4, 20, 0.5),  # slope 1, leaks
         fake_run("swapped", 4, 1, 20, 10, 0.95), fake_run("swapped", 8, 2, 50, math.nan, 0.95),  # never
     ]
-    rows = {row["variant"]: row for row in stress_summary(results)}
+    summary = stress_summary(results)
+    rows = {row["variant"]: row for row in summary}
     assert rows["base"]["slope"] == pytest.approx(2.0)
     assert (rows["base"]["confinement"], rows["base"]["order"], rows["base"]["N-scaling"]) == (True, True, True)
     assert (rows["linear"]["confinement"], rows["linear"]["order"], rows["linear"]["N-scaling"]) == (False, True, False)
     assert (rows["swapped"]["order"], rows["swapped"]["N-scaling"]) == (False, False)
+    table = stress_table(summary, [4, 8]).splitlines()
+    assert table[0] == "| variant | in-subspace share | T_alpha3 at N = 4, 8 | slope | confinement | order | N-scaling |"
+    assert table[2] == "| base | 0.95 | 10, 40 | 2.00 | yes | yes | yes |"
+    assert table[4] == "| swapped | 0.95 | 10, never | nan | yes | **no** | **no** |"
 
 
-def test_three_parameter_run_has_only_three_nonzero_coefficients_and_stays_inside():
-    result = run_minimal(dict(model="three", n_pairs=2, dim=6, data="orthonormal", tau_max=4.0, n_evals=4))
-    nonzero = {name for name, value in zip(result["names"], result["coefficients"][-1]) if value != 0}
-    assert "gamma3" in nonzero and nonzero <= {"alpha3", "beta2", "gamma3"}
-    assert result["share_inside"][-1] == pytest.approx(1.0)
+def test_readings_of_a_run_name_the_key_and_the_other_coefficients():
+    names = ("alpha1", "alpha3", "beta2", "beta5", "gamma3")
+    result = {"names": names, "tau": np.array([0.0, 1.0, 2.0]), "share_inside": np.array([np.nan, 0.9, 0.8]),
+              "coefficients": np.array([[0, 0, 0, 0, 0], [0.2, 1, 1, -0.6, 1], [0.05, 2, 4, -0.3, 1.0]])}
+    assert key_indices(result) == [1, 2, 4] and other_indices(result) == [0, 3]
+    assert final_coefficients(result)["beta2"] == 4
+    assert three_large_ratio(result) == pytest.approx(0.3)
+    assert others_above(result, 0.1) == {"beta5": -0.3}
+    assert others_first_passage(result, 0.5) == {"beta5": pytest.approx(5 / 6)}
+    assert off_subspace_share(result) == pytest.approx(0.2)

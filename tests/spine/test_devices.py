@@ -130,8 +130,8 @@ def test_six_parameter_run_on_cpu_equals_run_with_device_none_bit_for_bit():
 
 
 def test_minimal_run_on_cpu_equals_run_with_device_none_bit_for_bit():
-    config = minimal_runs.minimal_config(n_pairs=3, dim=8, tau_max=6.0, n_evals=3, init_scale=0.1)
-    a, b = minimal_runs.run_minimal(config), minimal_runs.run_minimal(config, device="cpu")
+    config = minimal_runs.MinimalRunConfig(n_pairs=3, dim=8, tau_factor=6.0 / 9, n_evals=3, init_scale=0.1)
+    a, b = minimal_runs.run(config, progress=False), minimal_runs.run(config, device="cpu", progress=False)
     for key in ("tau", "coefficients", "share_inside", "loss"):
         assert np.array_equal(a[key], b[key], equal_nan=True), key
     assert all(np.array_equal(x, y) for x, y in zip(a["weights"], b["weights"]))

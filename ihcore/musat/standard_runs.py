@@ -1,0 +1,115 @@
+"""One training run of the standard model on the token task: :class:`StandardRunConfig` and :func:`run`.
+
+The standard model is a 2-layer attention-only transformer (:func:`ihcore.musat.tasks.token_task_model`)
+trained with Adam on :class:`ihcore.musat.tasks.TokenTask`. Its induction circuit is read off
+the weights (:mod:`ihcore.spine.circuit_weights`): the previous-position stripe of layer 0,
+the matching and copying diagonals of layer 1 (Musat et al.'s Fig. 2), and their means, the
+measures alpha3~, beta2~, gamma3~ of the paper's v2 (Eqs. 20-22, known from a secondary
+source). The task, the sizes and every hyperparameter are this book's reconstruction; so is
+"emergence" for these measures: reaching 50% (or 10%) of the final value, since their scale
+differs from the minimal model's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ihcore.musat.checks import refuse_invalid
+from ihcore.musat.emergence import THRESHOLDS, emergence_times, in_order
+from ihcore.musat.tasks import TokenTask, token_task_model
+from ihcore.spine import measures
+from ihcore.spine.circuit_weights import (
+    PROGRESS_NAMES, copying_ov, matching_qk, position_qk, progress_measure, stripe_contrast, token_qk,
+)
+from ihcore.spine.train import Seeds, train
+
+# product: the diagonal its contrast is measured on (-1: key = query - 1)
+PRODUCT_OFFSETS = {"previous position": -1, "control": 0, "matching": 0, "copying": 0}
+
+
+@dataclass(frozen=True)
+class StandardRunConfig:
+    """One run of the standard model; the defaults are the Musat chapter's (its ``std_*`` parameters).
+
+    n_pairs: N; n_tokens: the vocabulary (>= 2N); d_model: the residual width (1 head per
+    layer); Adam with ``lr`` for ``steps`` steps of ``batch_size`` sequences; the measures are
+    taken about ``n_evals`` times on ``eval_batch_size`` sequences.
+    """
+
+    n_pairs: int = 8
+    n_tokens: int = 32
+    d_model: int = 64
+    steps: int = 800
+    lr: float = 3e-3
+    batch_size: int = 64
+    n_evals: int = 40
+    eval_batch_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def integer(value, low: int) -> bool:
+            return isinstance(value, int) and value >= low
+
+        refuse_invalid(self, {
+            "n_pairs": (integer(self.n_pairs, 2), "an integer >= 2"),
+            "n_tokens": (integer(self.n_tokens, 2 * self.n_pairs), f"an integer >= 2 n_pairs = {2 * self.n_pairs}"),
+            "d_model": (integer(self.d_model, 1), "an integer >= 1"),
+            "steps": (integer(self.steps, 1), "an integer >= 1"),
+            "lr": (self.lr > 0, "a number > 0"),
+            "batch_size": (integer(self.batch_size, 1), "an integer >= 1"),
+            "n_evals": (integer(self.n_evals, 1), "an integer >= 1"),
+            "eval_batch_size": (integer(self.eval_batch_size, 1), "an integer >= 1"),
+            "seed": (integer(self.seed, 0), "an integer >= 0"),
+        })
+
+
+def run(config: StandardRunConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
+    """Train ``config`` on ``device`` (None: the current device); ``progress``: the training
+    loop's bar (None: on unless disabled, False: off).
+
+    Returns the configuration's fields and (CPU arrays, E evaluations): ``eval_steps`` (E,),
+    ``loss`` and ``accuracy`` (E,) on the training distribution, the three measures
+    ``alpha3_tilde``, ``beta2_tilde``, ``gamma3_tilde`` (E,) and, divided by their final
+    values, ``normalised`` (name -> (E,)); their emergence steps ``T_<name>@<c>`` (c = 0.5,
+    0.1); the final weight products ``products`` (name of :data:`PRODUCT_OFFSETS` -> matrix:
+    positions (T, T), layer-0 tokens (V, V), matching (V, V), copying (V, V)) and their
+    stripe contrasts ``contrasts``.
+    """
+    task = TokenTask(n_pairs=config.n_pairs, n_tokens=config.n_tokens)
+    seeds = Seeds.from_base(config.seed)
+    model = token_task_model(task, config.d_model, seeds.init)
+    history = train(
+        model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
+        eval_every=max(1, config.steps // config.n_evals),
+        measures=[measures.loss_and_accuracy(task, ["train"]), progress_measure()],
+        eval_batch_size=config.eval_batch_size, seeds=seeds, progress=progress, device=device,
+    )
+    products = {
+        "previous position": position_qk(model).detach(),
+        "control": token_qk(model).detach(),
+        "matching": matching_qk(model).detach(),
+        "copying": copying_ov(model).detach(),
+    }
+    normalised = {name: history[name] / history[name][-1] for name in PROGRESS_NAMES}
+    steps = history.eval_steps
+    return {
+        **asdict(config), "eval_steps": steps, "loss": history["loss/train"], "accuracy": history["accuracy/train"],
+        **{name: history[name] for name in PROGRESS_NAMES}, "normalised": normalised,
+        **emergence_times(steps, np.stack([normalised[name] for name in PROGRESS_NAMES], axis=1), names=PROGRESS_NAMES),
+        "products": {name: matrix.numpy() for name, matrix in products.items()},
+        "contrasts": {name: stripe_contrast(products[name], offset) for name, offset in PRODUCT_OFFSETS.items()},
+    }
+
+
+def order_count(result: dict, thresholds=THRESHOLDS) -> int:
+    """At how many of ``thresholds`` the measures emerge in the order gamma3~ < beta2~ < alpha3~."""
+    return sum(in_order(result, c, PROGRESS_NAMES) for c in thresholds)
+
+
+def chapter_config(p) -> StandardRunConfig:
+    """The Musat chapter's standard run, from its validated parameters ``p`` (``std_*`` and ``seed``)."""
+    return StandardRunConfig(n_pairs=p.std_n_pairs, n_tokens=p.std_n_tokens, d_model=p.std_d_model, steps=p.std_steps,
+                             lr=p.std_lr, batch_size=p.std_batch_size, seed=p.seed)

@@ -1,0 +1,43 @@
+"""The standard model's run on the token task: configuration, weight products, measures and their order."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ihcore.musat.standard_runs import PRODUCT_OFFSETS, StandardRunConfig, chapter_config, order_count, run
+from ihcore.spine.circuit_weights import PROGRESS_NAMES
+from ihcore.spine.validation import ParameterError
+
+
+def test_a_bad_field_is_refused_with_a_message_naming_it():
+    with pytest.raises(ParameterError, match=r"StandardRunConfig: n_tokens = 10 is invalid: expected an integer >= 2 n_pairs = 16"):
+        StandardRunConfig(n_pairs=8, n_tokens=10)
+    with pytest.raises(ParameterError, match=r"lr = 0 is invalid: expected a number > 0"):
+        StandardRunConfig(lr=0)
+
+
+def test_chapter_config_reads_the_std_parameters():
+    p = SimpleNamespace(std_n_pairs=3, std_n_tokens=12, std_d_model=16, std_steps=30, std_lr=1e-2, std_batch_size=8, seed=5)
+    assert chapter_config(p) == StandardRunConfig(n_pairs=3, n_tokens=12, d_model=16, steps=30, lr=1e-2, batch_size=8, seed=5)
+
+
+def test_a_short_run_returns_curves_products_and_emergence_steps():
+    config = StandardRunConfig(n_pairs=2, n_tokens=8, d_model=8, steps=20, batch_size=8, n_evals=5, eval_batch_size=16)
+    result = run(config, progress=False)
+    assert result["eval_steps"].tolist() == [0, 4, 8, 12, 16, 20]
+    assert result["loss"].shape == result["accuracy"].shape == (6,)
+    for name in PROGRESS_NAMES:
+        assert result["normalised"][name][-1] == pytest.approx(1.0)
+        assert f"T_{name}@0.5" in result and f"T_{name}@0.1" in result
+    assert set(result["products"]) == set(result["contrasts"]) == set(PRODUCT_OFFSETS)
+    assert result["products"]["previous position"].shape == (5, 5) and isinstance(result["products"]["copying"], np.ndarray)
+    assert order_count(result) in (0, 1, 2)
+    again = run(config, progress=False)
+    assert np.array_equal(result["loss"], again["loss"])  # seeded
+
+
+def test_order_count_counts_thresholds_with_gamma3_then_beta2_then_alpha3():
+    times = {"T_alpha3_tilde@0.5": 30, "T_beta2_tilde@0.5": 20, "T_gamma3_tilde@0.5": 10,
+             "T_alpha3_tilde@0.1": 5, "T_beta2_tilde@0.1": 20, "T_gamma3_tilde@0.1": 10}
+    assert order_count(times) == 1
