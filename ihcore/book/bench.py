@@ -17,10 +17,12 @@ import torch
 
 from ihcore.book import sweep_registry, sweeps
 from ihcore.book.build import run_chapter
-from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, WANG
+from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, WANG
 from ihcore.musat import flow_runs, minimal_runs
 from ihcore.musat.reduced import three_parameter_flow
-from ihcore.singh.subcircuits import CONDITIONS, RunConfig, run_one, run_sweep
+from ihcore.singh import ClampedRunConfig, SinghSetting
+from ihcore.singh.subcircuits import CONDITIONS
+from ihcore.singh.subcircuits import run as singh_run
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.reproducibility import pin_cpu_numerics
 from ihcore.spine.train import train
@@ -69,19 +71,18 @@ def bench_musat() -> list[tuple[str, str]]:
 
 
 def bench_singh() -> list[tuple[str, str]]:
-    """The Singh chapter at its defaults: the baseline's time to its phase change, and its sweeps' times."""
-    p = SINGH.parameters.validate({})
+    """The Singh study at its defaults: the baseline's time to its phase change, and the clamp runs' time."""
     torch.set_num_threads(1)
-    settings = dict(n_labels=p.n_labels, n_classes=p.n_classes, item_dim=p.item_dim, prototypes=p.prototypes,
-                    n_heads=p.n_heads, d_model=p.d_model, lr=p.lr, batch_size=p.batch_size, eval_every=p.eval_every)
     start = time.perf_counter()
-    baseline = run_one(RunConfig(**settings, condition="none", active_head=None, steps=p.steps))
-    per_step = (time.perf_counter() - start) / p.steps
+    baseline = singh_run(ClampedRunConfig(condition="none", active_head=None, steps=SinghSetting.steps), progress=False)
+    per_step = (time.perf_counter() - start) / baseline["steps"]
     rows = [(f"singh baseline: phase change at step {baseline['phase_change']}, time to it (1 thread)",
-             f"{per_step * (baseline['phase_change'] or p.steps):.1f} s")]
+             f"{per_step * (baseline['phase_change'] or baseline['steps']):.1f} s")]
     start = time.perf_counter()
-    run_sweep([RunConfig(**settings, condition=c, steps=p.clamp_steps) for c in CONDITIONS], progress=False)
-    rows.append((f"singh clamp conditions ({len(CONDITIONS)} runs of {p.clamp_steps} steps)", f"{time.perf_counter() - start:.1f} s"))
+    for condition in CONDITIONS:
+        singh_run(ClampedRunConfig(condition=condition), progress=False)
+    rows.append((f"singh clamp conditions ({len(CONDITIONS)} runs of {ClampedRunConfig.steps} steps)",
+                 f"{time.perf_counter() - start:.1f} s"))
     return rows
 
 

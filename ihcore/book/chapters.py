@@ -12,6 +12,8 @@ from pathlib import Path
 
 from ihcore.book.params import Parameter, ParameterSpec
 from ihcore.musat import MinimalRunConfig, StandardRunConfig
+from ihcore.singh import ClampedRunConfig, SinghSetting, ToyConfig
+from ihcore.singh import subcircuits as singh_subcircuits
 from ihcore.spine import devices
 from ihcore.spine.validation import ParameterError
 
@@ -118,24 +120,25 @@ SINGH = Chapter(
     parameters=ParameterSpec(
         (
             SEED,
-            Parameter("n_classes", int, 50, "training classes (paper: 50)", 2, 10_000),
-            Parameter("n_labels", int, 5, "labels (paper: 5)", 2, 64),
-            Parameter("item_dim", int, 64, "dimension of the generated item features (paper's ResNet features: 512)", 2, 1024),
-            Parameter("prototypes", str, "lowrank", "class prototype generator", choices=("lowrank", "isotropic")),
-            Parameter("n_heads", int, 8, "attention heads per layer (paper: 8)", 2, 16),
-            Parameter("d_model", int, 64, "residual stream width (paper: 64)", 8, 512),
-            Parameter("steps", int, 1000, "training steps of the baseline", 10, 200_000),
-            Parameter("lr", float, 3e-3, "Adam learning rate (paper: 1e-5)", 1e-6, 1.0),
-            Parameter("batch_size", int, 32, "training sequences per step (paper: 32)", 1, 8192),
-            Parameter("eval_every", int, 25, "steps between evaluations", 1, 100_000),
+            Parameter("n_classes", int, SinghSetting.n_classes, "training classes (paper: 50)", 2, 10_000),
+            Parameter("n_labels", int, SinghSetting.n_labels, "labels (paper: 5)", 2, 64),
+            Parameter("item_dim", int, SinghSetting.item_dim, "dimension of the generated item features (paper's ResNet features: 512)", 2, 1024),
+            Parameter("prototypes", str, SinghSetting.prototypes, "class prototype generator", choices=singh_subcircuits.PROTOTYPES),
+            Parameter("n_heads", int, SinghSetting.n_heads, "attention heads per layer (paper: 8)", 2, 16),
+            Parameter("d_model", int, SinghSetting.d_model, "residual stream width (paper: 64)", 8, 512),
+            Parameter("steps", int, SinghSetting.steps, "training steps of the baseline", 10, 200_000),
+            Parameter("lr", float, SinghSetting.lr, "Adam learning rate (paper: 1e-5)", 1e-6, 1.0),
+            Parameter("batch_size", int, SinghSetting.batch_size, "training sequences per step (paper: 32)", 1, 8192),
+            Parameter("eval_every", int, SinghSetting.eval_every, "steps between evaluations", 1, 100_000),
             Parameter("slow_lr", float, 1e-3, "learning rate of the comparison run", 1e-6, 1.0),
             Parameter("slow_steps", int, 1500, "training steps of the comparison runs", 10, 200_000),
-            Parameter("clamp_steps", int, 1200, "training steps of each clamped run", 10, 200_000),
+            Parameter("clamp_steps", int, ClampedRunConfig.steps, "training steps of each clamped run", 10, 200_000),
             Parameter("sweep_steps", int, 400, "training steps of each data-dependence run", 10, 200_000),
             Parameter("sweep_classes", int, 200, "the larger class count of the data-dependence sweep (paper: 100, 200)", 2, 10_000),
             Parameter("sweep_labels", int, 15, "the larger label count of the data-dependence sweep (paper: 10, 15)", 3, 64),
             Parameter("n_extra_seeds", int, 2, "further seeds of the baseline, for the spread of the phase-change time", 0, 20),
-            Parameter("toy_init_scale", float, 0.1, "toy model: std of the initial factor entries", 1e-4, 10.0),
+            Parameter("toy_init_scale", float, ToyConfig.init_scale, "toy model: std of the initial factor entries", 1e-4, 10.0),
+            RESULTS_DIR,
             DEVICE,
             SHOW_PROGRESS,
         ),

@@ -7,15 +7,14 @@ parameters -> the study's run configurations) with that study's ``run``; the eng
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
-from types import SimpleNamespace
 
 from ihcore.across import context_scaling, subcircuit_order
 from ihcore.book.chapters import get_chapter
 from ihcore.book.sweeps import Sweep
 from ihcore.musat import flow_runs, minimal_runs
-from ihcore.singh import subcircuits
+from ihcore.singh import experiments as singh_experiments
+from ihcore.singh import subcircuits, toy_model
 from ihcore.wang import six_parameter
 
 SWEEPS: dict[str, Sweep] = {}
@@ -91,28 +90,32 @@ for _name, (_description, _fields) in _WANG_LISTS.items():
 
 # --- Singh et al. ------------------------------------------------------------------------------
 
-
-def _singh_clamp_build(p, heads: dict) -> list[dict]:
-    return [asdict(c) for c in subcircuits.clamp_configs(p, heads["previous_token_head"], heads["induction_head"])]
-
-
-def _singh_data_build(p, heads: dict) -> list[dict]:
-    return [asdict(c) for c in subcircuits.data_configs(p, heads["induction_head"])]
-
-
-def _singh_run(config: dict, progress: bool | None = False) -> dict:
-    return subcircuits.run_one(subcircuits.RunConfig(**config), progress=progress)
-
-
 _HEADS_EXAMPLE = {"previous_token_head": 0, "induction_head": 0}
 register(Sweep(
     "singh-clamps", "singh", "one run per clamp condition, one active layer-1 head (heads from the baseline, trained first)",
-    _singh_clamp_build, _singh_run, key_fields=("condition",), prepare=subcircuits.baseline_heads, prepare_example=_HEADS_EXAMPLE,
+    singh_experiments.clamp_configs, subcircuits.run, key_fields=("condition",), prepare=singh_experiments.baseline_heads,
+    prepare_example=_HEADS_EXAMPLE,
 ))
 register(Sweep(
     "singh-data", "singh", "classes x labels x what is left to learn (heads from the baseline, trained first)",
-    _singh_data_build, _singh_run, key_fields=("n_classes", "n_labels", "condition"), prepare=subcircuits.baseline_heads,
-    prepare_example=_HEADS_EXAMPLE,
+    singh_experiments.data_configs, subcircuits.run, key_fields=("n_classes", "n_labels", "condition"),
+    prepare=singh_experiments.baseline_heads, prepare_example=_HEADS_EXAMPLE,
+))
+register(Sweep(
+    "singh-settings", "singh", "the baseline at the slower slow_lr, and with isotropic prototypes",
+    singh_experiments.setting_configs, subcircuits.run, key_fields=("lr", "prototypes"),
+))
+register(Sweep(
+    "singh-seeds", "singh", "the baseline at n_extra_seeds further seeds (spread of the phase-change time)",
+    singh_experiments.seed_configs, subcircuits.run, key_fields=("seed",),
+))
+register(Sweep(
+    "singh-models", "singh", "the baseline with 3 layers, and at half and double d_model",
+    singh_experiments.model_variant_configs, subcircuits.run, key_fields=("n_layers", "d_model"),
+))
+register(Sweep(
+    "singh-toy", "singh", "the three-factor toy model with no factor, c, or b and c clamped",
+    singh_experiments.toy_configs, toy_model.run, key_fields=("clamped",),
 ))
 
 

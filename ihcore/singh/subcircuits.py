@@ -1,6 +1,7 @@
 """Singh et al.'s three subcircuits of an induction circuit, and training runs that clamp them.
 
-The circuit on ``x_1 y_1 x_2 y_2 x_q`` in a 2-layer attention-only transformer:
+The circuit on ``x_1 y_1 x_2 y_2 x_q`` in a 2-layer attention-only transformer (Singh et al.
+2024, Sec. 5 and Fig 5b; layers counted from 0 here, so the paper's "layer 1" is layer 0):
 
 * **A** (steps 1, 2): a layer-0 head attends from each label to the previous token and
   copies the item into the label's position (previous-token head);
@@ -8,26 +9,29 @@ The circuit on ``x_1 y_1 x_2 y_2 x_q`` in a 2-layer attention-only transformer:
   preceding item is of the query's class;
 * **C** (steps 3v, 5): the layer-1 head's value/output path copies that label to the output.
 
-Each training condition clamps some of them to their ideal form (``CONDITIONS``), with only
-one layer-1 head active (the others removed from the start), so what is left must be
-learned. A sweep is a list of :class:`RunConfig` and :func:`run_one` runs one of them and
-returns a small dict; runs are independent of each other.
+Each training condition clamps some of them to their ideal form (:data:`CONDITIONS`), with
+only one layer-1 head active (the others removed from the start), so what is left must be
+learned. The setting every run shares is :class:`SinghSetting` (defined once here: the
+chapter's parameters, the book's benchmarks and the cross-paper runs take their defaults
+from it); a clamped run is a :class:`ClampedRunConfig` and :func:`run` trains one and
+returns a small dict; runs are independent of each other. :func:`train_baseline` trains the
+unclamped model with every measure the chapter inspects and returns it live.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ihcore.spine import clamps, curves, measures
 from ihcore.spine.item_label_task import ItemLabelTask
-from ihcore.spine.train import Seeds, progress_enabled, train
+from ihcore.spine.train import History, Seeds, train
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
+from ihcore.spine.validation import ParameterError
 
 # condition -> (subcircuits clamped to ideal, subcircuits left to learn)
 CONDITIONS = {
@@ -39,11 +43,95 @@ CONDITIONS = {
     "1,2,3v,5 (layer 0 + copy: A+C)": ("AC", "B"),
 }
 
-PHASE_CHANGE_LOSS = 0.4 * math.log(2)  # Singh et al.'s threshold: 40% of the plateau loss ln 2
+PLATEAU_LOSS = math.log(2)  # two labels in context: guessing between them costs ln 2
+PHASE_CHANGE_LOSS = 0.4 * PLATEAU_LOSS  # Singh et al.'s threshold: 40% of the plateau loss ln 2
+PROTOTYPES = ("lowrank", "isotropic")
+BASELINE_SPLITS = ("train", "relabel", "in_context")
+
+
+def refuse(name: str, value, expected: str) -> None:
+    """Raise the :class:`ParameterError` of one bad configuration field."""
+    raise ParameterError(f"{name} = {value!r} is invalid: expected {expected}")
+
+
+@dataclass(frozen=True)
+class SinghSetting:
+    """The paper's setting as this book runs it: task, model and training of the unclamped baseline.
+
+    Paper (Singh et al. 2024, Sec. 3 and 4): 2 context pairs and a query, labels re-drawn per
+    sequence from 5, 50 training classes; 2 attention-only layers of 8 heads, d_model 64;
+    Adam, batch 32. This book's reconstruction: generated non-centred low-rank item
+    features of dimension 64 instead of ResNet-18 features of Omniglot images (512), and
+    Adam lr 3e-3 for 1000 steps instead of lr 1e-5 for 31,250 steps (the CPU budget).
+    ``eval_batch_size`` sequences per evaluation split; ``seed`` is the base seed of
+    :class:`ihcore.spine.train.Seeds`.
+    """
+
+    n_classes: int = 50
+    n_labels: int = 5
+    item_dim: int = 64
+    prototypes: str = "lowrank"
+    n_heads: int = 8
+    d_model: int = 64
+    n_layers: int = 2
+    steps: int = 1000
+    lr: float = 3e-3
+    batch_size: int = 32
+    eval_every: int = 25
+    eval_batch_size: int = 512
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_classes", "n_labels"):
+            if getattr(self, name) < 2:
+                refuse(name, getattr(self, name), "an integer >= 2")
+        for name in ("item_dim", "n_heads", "d_model", "n_layers", "steps", "batch_size", "eval_every", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                refuse(name, getattr(self, name), "an integer >= 1")
+        if self.prototypes not in PROTOTYPES:
+            refuse("prototypes", self.prototypes, f"one of {PROTOTYPES}")
+        if self.d_model % self.n_heads:
+            refuse("d_model", self.d_model, f"a multiple of n_heads = {self.n_heads}")
+        if not self.lr > 0:
+            refuse("lr", self.lr, "a number > 0")
+        if self.seed < 0:
+            refuse("seed", self.seed, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class ClampedRunConfig(SinghSetting):
+    """One training run under a clamp condition of :data:`CONDITIONS`, with one layer-1 head active.
+
+    The setting's fields (:class:`SinghSetting`), then: ``condition``; ``previous_token_head``,
+    the layer-0 head given the ideal previous-token pattern in condition "1";
+    ``active_head``, the one layer-1 head kept (None: every head, only for the unclamped
+    condition "none"). Clamped runs are longer than the baseline (1200 steps, the chapter's)
+    and evaluate on 256 sequences per split.
+    """
+
+    steps: int = 1200
+    eval_batch_size: int = 256
+    condition: str = "none"
+    previous_token_head: int = 0
+    active_head: int | None = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.condition not in CONDITIONS:
+            refuse("condition", self.condition, f"one of {list(CONDITIONS)}")
+        if not 0 <= self.previous_token_head < self.n_heads:
+            refuse("previous_token_head", self.previous_token_head, f"a head 0 .. {self.n_heads - 1}")
+        if self.active_head is None:
+            if self.condition != "none":
+                refuse("active_head", None, f"a head 0 .. {self.n_heads - 1} under condition {self.condition!r}")
+        elif not 0 <= self.active_head < self.n_heads:
+            refuse("active_head", self.active_head, f"a head 0 .. {self.n_heads - 1} or None")
+        if self.condition != "none" and self.n_layers != 2:
+            refuse("n_layers", self.n_layers, f"2 under condition {self.condition!r}")
 
 
 def condition_clamp(condition: str, model, previous_token_head: int, active_head: int | None) -> clamps.Clamp:
-    """The clamp of ``condition`` (a key of ``CONDITIONS``) on a 2-layer model.
+    """The clamp of ``condition`` (a key of ``CONDITIONS``) on a 2-layer model (Singh et al., Fig 5b).
 
     ``previous_token_head`` is the layer-0 head given the ideal previous-token pattern in
     condition "1"; ``active_head`` the one layer-1 head kept (the clamps that involve the
@@ -71,33 +159,11 @@ def condition_clamp(condition: str, model, previous_token_head: int, active_head
     return clamps.Clamp(by_name[condition].hooks_for, condition)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """One clamped training run: task, model, training and clamp settings."""
-
-    condition: str = "none"
-    n_labels: int = 5
-    n_classes: int = 50
-    item_dim: int = 64
-    prototypes: str = "lowrank"
-    n_heads: int = 8
-    d_model: int = 64
-    n_layers: int = 2  # clamp conditions other than "none" need 2
-    steps: int = 600
-    lr: float = 3e-3
-    batch_size: int = 32
-    eval_every: int = 25
-    eval_batch_size: int = 256
-    previous_token_head: int = 0
-    active_head: int | None = 0  # None: all layer-1 heads active (the unclamped baseline)
-    seed: int = 0
-
-
 def singh_task(n_labels: int, n_classes: int, item_dim: int, prototypes: str, seed: int) -> ItemLabelTask:
     """The paper's few-shot task: 2 context pairs (query's class and one distractor), labels re-drawn per sequence.
 
-    A fifth of the unordered label pairs (2 of the 10 for 5 labels, as in the paper) is
-    held out of training for the ``relabel`` split; 100 held-out classes.
+    A fifth of the unordered label pairs (2 of the 10 for 5 labels, as in the authors' run
+    script) is held out of training for the ``relabel`` split; 100 held-out classes.
     """
     return ItemLabelTask(
         n_pairs=2, item_dim=item_dim, n_labels=n_labels, n_classes=n_classes, n_heldout_classes=100,
@@ -112,7 +178,14 @@ def singh_model(task: ItemLabelTask, n_heads: int, d_model: int, seed: int, n_la
     return AttentionOnlyTransformer(config, seed=seed)
 
 
-def run_one(config: RunConfig, progress: bool | None = False, device: str | torch.device | None = None) -> dict:
+def task_and_model(setting: SinghSetting) -> tuple[ItemLabelTask, AttentionOnlyTransformer, Seeds]:
+    """The task, the freshly initialised model and the seeds of ``setting`` (task world and init share the init seed)."""
+    seeds = Seeds.from_base(setting.seed)
+    task = singh_task(setting.n_labels, setting.n_classes, setting.item_dim, setting.prototypes, seeds.init)
+    return task, singh_model(task, setting.n_heads, setting.d_model, seeds.init, setting.n_layers), seeds
+
+
+def run(config: ClampedRunConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
     """Train under ``config.condition`` on ``device`` (None: the current device); returns the
     config's fields, the loss curve and the phase change.
 
@@ -120,9 +193,7 @@ def run_one(config: RunConfig, progress: bool | None = False, device: str | torc
     ``loss_in_context`` (E,) on training and held-out classes, evaluated under the same
     clamp, and ``phase_change`` (first step with training-class loss below 0.4 ln 2, or None).
     """
-    seeds = Seeds.from_base(config.seed)
-    task = singh_task(config.n_labels, config.n_classes, config.item_dim, config.prototypes, seeds.init)
-    model = singh_model(task, config.n_heads, config.d_model, seeds.init, config.n_layers)
+    task, model, seeds = task_and_model(config)
     clamp = condition_clamp(config.condition, model, config.previous_token_head, config.active_head)
     history = train(
         model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.eval_every,
@@ -140,52 +211,24 @@ def run_one(config: RunConfig, progress: bool | None = False, device: str | torc
     }
 
 
-def clamped_losses(task, split: str, clamps_by_name: Mapping[str, clamps.Clamp]) -> measures.Measure:
-    """Measure: ``loss/<split>/<name>``, the loss with clamp ``name`` applied at evaluation only.
+def train_baseline(
+    setting: SinghSetting, *, device: str | torch.device | None = None, progress: bool | None = None,
+) -> tuple[ItemLabelTask, AttentionOnlyTransformer, History]:
+    """The unclamped baseline (Singh et al., Fig 3), live: ``(task, model, history)``.
 
-    Applied to checkpoints of an unclamped run (or passed to ``train``), each is a progress
-    measure of what its clamp leaves free: e.g. with subcircuits A and B clamped, the loss
-    says how far C has come.
+    Evaluated on the three splits of :data:`BASELINE_SPLITS` with loss, accuracy and both
+    head scores of every head; checkpoints every 2 evaluations and at the end (for the
+    ablations over training). A direct call rather than :func:`run`: the chapter inspects
+    the trained model and its checkpoints.
     """
-    per_clamp = {name: measures.loss_and_accuracy(task, [split], hooks=clamp) for name, clamp in clamps_by_name.items()}
-
-    def measure(model, batches) -> dict[str, np.ndarray]:
-        return {f"loss/{split}/{name}": m(model, batches)[f"loss/{split}"] for name, m in per_clamp.items()}
-
-    return measure
-
-
-def run_sweep(
-    configs: Sequence[RunConfig], progress: bool | None = None, device: str | torch.device | None = None,
-) -> list[dict]:
-    """:func:`run_one` for each configuration, in order, on ``device``, with one progress bar for the sweep."""
-    return [run_one(config, device=device) for config in tqdm(configs, disable=not progress_enabled(progress), desc="runs")]
-
-
-# The chapter's data-dependence sweep: what each column leaves to learn -> the clamp condition.
-DATA_SWEEP_COLUMNS = {"only B": "1,2,3v,5 (layer 0 + copy: A+C)", "only C": "1,2,3qk,4 (match: A+B)",
-                      "B and C": "1,2 (layer 0: A)"}
-
-
-def chapter_run_settings(p) -> dict:
-    """The :class:`RunConfig` fields every run of the Singh chapter takes from its validated parameters ``p``."""
-    return dict(n_labels=p.n_labels, n_classes=p.n_classes, item_dim=p.item_dim, prototypes=p.prototypes,
-                n_heads=p.n_heads, d_model=p.d_model, lr=p.lr, batch_size=p.batch_size, eval_every=p.eval_every,
-                seed=p.seed)
-
-
-def chapter_baseline(p, progress: bool | None = None):
-    """The chapter's unclamped baseline: ``(task, model, history)``, trained on the three
-    evaluation splits with loss, accuracy and head scores, checkpoints every 2 evaluations."""
-    seeds = Seeds.from_base(p.seed)
-    task = singh_task(p.n_labels, p.n_classes, p.item_dim, p.prototypes, seeds.init)
-    model = singh_model(task, p.n_heads, p.d_model, seeds.init)
-    splits = ["train", "relabel", "in_context"]
+    task, model, seeds = task_and_model(setting)
+    splits = list(BASELINE_SPLITS)
     history = train(
-        model, task, steps=p.steps, lr=p.lr, batch_size=p.batch_size, eval_every=p.eval_every,
+        model, task, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size, eval_every=setting.eval_every,
         measures=[measures.loss_and_accuracy(task, splits), measures.head_scores("train")],
-        eval_splits=splits, seeds=seeds, checkpoint_steps=sorted({*range(0, p.steps, 2 * p.eval_every), p.steps}),
-        progress=progress,
+        eval_splits=splits, eval_batch_size=setting.eval_batch_size, seeds=seeds,
+        checkpoint_steps=sorted({*range(0, setting.steps, 2 * setting.eval_every), setting.steps}),
+        progress=progress, device=device,
     )
     return task, model, history
 
@@ -196,32 +239,19 @@ def strongest_heads(history) -> dict[str, int]:
             "induction_head": int(history["induction_score"][-1, 1].argmax())}
 
 
-def baseline_heads(p) -> dict[str, int]:
-    """:func:`strongest_heads` of :func:`chapter_baseline` (trains the baseline, no progress bar)."""
-    return strongest_heads(chapter_baseline(p, progress=False)[2])
+def clamped_losses(task, split: str, clamps_by_name: Mapping[str, clamps.Clamp]) -> measures.Measure:
+    """Measure: ``loss/<split>/<name>``, the loss with clamp ``name`` applied at evaluation only.
 
+    Applied to checkpoints of an unclamped run (or passed to ``train``), each tracks what
+    its clamp leaves free (Singh et al., App. Fig 10): e.g. with subcircuits A and B
+    clamped, the loss says how far C has come.
+    """
+    per_clamp = {name: measures.loss_and_accuracy(task, [split], hooks=clamp) for name, clamp in clamps_by_name.items()}
 
-def clamp_configs(p, previous_token_head: int, induction_head: int) -> list[RunConfig]:
-    """The chapter's clamp-condition runs: one per condition of :data:`CONDITIONS`, one active head."""
-    return [RunConfig(**chapter_run_settings(p), condition=condition, steps=p.clamp_steps,
-                      previous_token_head=previous_token_head, active_head=induction_head)
-            for condition in CONDITIONS]
+    def measure(model, batches) -> dict[str, np.ndarray]:
+        return {f"loss/{split}/{name}": m(model, batches)[f"loss/{split}"] for name, m in per_clamp.items()}
 
-
-def data_sweep_rows(p) -> dict[str, tuple[int, int]]:
-    """Row label -> (classes, labels) of the chapter's data-dependence sweep."""
-    return {f"{p.n_classes} classes, {p.n_labels} labels": (p.n_classes, p.n_labels),
-            f"{p.sweep_classes} classes, {p.n_labels} labels": (p.sweep_classes, p.n_labels),
-            f"{p.n_classes} classes, {p.sweep_labels} labels": (p.n_classes, p.sweep_labels)}
-
-
-def data_configs(p, induction_head: int) -> list[RunConfig]:
-    """The chapter's data-dependence runs, row-major over :func:`data_sweep_rows` x :data:`DATA_SWEEP_COLUMNS`;
-    evaluations every sweep_steps // 40 steps (the phase changes come early)."""
-    settings = {**chapter_run_settings(p), "eval_every": max(1, p.sweep_steps // 40)}
-    return [RunConfig(**{**settings, "n_classes": classes, "n_labels": labels},
-                      condition=condition, steps=p.sweep_steps, active_head=induction_head)
-            for classes, labels in data_sweep_rows(p).values() for condition in DATA_SWEEP_COLUMNS.values()]
+    return measure
 
 
 def phase_change_or_censored(result: dict) -> float:

@@ -1,6 +1,5 @@
 """The reduced models and the 3-parameter closed form."""
 
-import math
 
 import numpy as np
 import pytest

@@ -114,9 +114,9 @@ def test_train_moves_the_model_to_an_explicit_device(monkeypatch):
 
 def test_subcircuit_run_on_cpu_equals_run_with_device_none_bit_for_bit():
     devices.use("cpu")
-    config = subcircuits.RunConfig(condition="1,2,3v,5 (layer 0 + copy: A+C)", n_classes=10, item_dim=8, n_heads=2,
-                                   d_model=16, steps=20, eval_every=5, eval_batch_size=32)
-    a, b = subcircuits.run_one(config), subcircuits.run_one(config, device="cpu")
+    config = subcircuits.ClampedRunConfig(condition="1,2,3v,5 (layer 0 + copy: A+C)", n_classes=10, item_dim=8,
+                                          n_heads=2, d_model=16, steps=20, eval_every=5, eval_batch_size=32)
+    a, b = subcircuits.run(config, progress=False), subcircuits.run(config, device="cpu", progress=False)
     for key in ("eval_steps", "loss", "loss_in_context"):
         assert np.array_equal(a[key], b[key]), key
 
