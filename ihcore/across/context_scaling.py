@@ -48,12 +48,14 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ihcore.book.chapters import MUSAT, SINGH
+from ihcore.musat import StandardRunConfig
 from ihcore.musat.tasks import TokenTask, token_task_model
+from ihcore.singh import SinghSetting
 from ihcore.singh.subcircuits import singh_model
 from ihcore.spine import curves, fits, measures
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.train import Seeds, train
+from ihcore.spine.validation import refuse, refuse_invalid
 from ihcore.spine.transformer import AttentionOnlyTransformer
 
 TASKS = ("singh", "musat")
@@ -67,64 +69,63 @@ DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_N = {"singh": (2, 3, 4), "musat": (2, 3, 4, 6, 8)}
 DEFAULT_STEPS = {"singh": 1100, "musat": 550}  # caps; the slowest default runs crossed at 880 and 450
 # Evaluation grids resolve the smallest N's phase change (about 550 and 220 steps) to < 5%;
-# singh's is the Singh chapter's eval_every.
-DEFAULT_EVAL_EVERY = {"singh": SINGH.parameters.defaults()["eval_every"], "musat": 10}
+# singh's is the Singh study's eval_every.
+DEFAULT_EVAL_EVERY = {"singh": SinghSetting.eval_every, "musat": 10}
 
 
 @dataclass(frozen=True)
 class ScalingConfig:
     """One run: task and context length N, model and training sizes, steps cap and evaluation.
 
-    Fields marked singh or musat are used by that task only. Build it with
-    :func:`scaling_config` to get the chapter's defaults for the task.
+    Fields marked singh or musat are used by that task only. The defaults are the Singh
+    study's setting (:class:`ihcore.singh.SinghSetting`) but for ``n_labels`` (8, fixed across
+    N) and the steps cap; build a run with :func:`scaling_config` to get the musat task's
+    model and training (:class:`ihcore.musat.StandardRunConfig`) too.
     """
 
     task: str = "singh"  # "singh" or "musat"
     n_pairs: int = 2  # N, item–label pairs in the context
     seed: int = 0  # base seed: init, data and evaluation seeds derive from it
-    steps: int = 1100  # cap: a run that has not crossed by then is censored
-    eval_every: int = 25
+    steps: int = DEFAULT_STEPS["singh"]  # cap: a run that has not crossed by then is censored
+    eval_every: int = DEFAULT_EVAL_EVERY["singh"]
     eval_batch_size: int = 256
-    n_heads: int = 8
-    d_model: int = 64
-    lr: float = 3e-3  # Adam
-    batch_size: int = 32
+    n_heads: int = SinghSetting.n_heads
+    d_model: int = SinghSetting.d_model
+    lr: float = SinghSetting.lr  # Adam
+    batch_size: int = SinghSetting.batch_size
     n_labels: int = 8  # singh: label set, fixed across N (>= N)
-    n_classes: int = 50  # singh: training classes
-    item_dim: int = 64  # singh: item feature size
-    prototypes: str = "lowrank"  # singh: class prototype generator
-    n_tokens: int = 32  # musat: vocabulary is max(n_tokens, 2N)
+    n_classes: int = SinghSetting.n_classes  # singh: training classes
+    item_dim: int = SinghSetting.item_dim  # singh: item feature size
+    prototypes: str = SinghSetting.prototypes  # singh: class prototype generator
+    n_tokens: int = StandardRunConfig.n_tokens  # musat: vocabulary is max(n_tokens, 2N)
 
     def __post_init__(self) -> None:
-        checks = {
-            "task": self.task in TASKS,
-            "n_pairs": self.n_pairs >= 2 and (self.task != "singh" or self.n_pairs <= min(self.n_labels, self.n_classes)),
-            "steps": self.steps >= 1,
-            "eval_every": 1 <= self.eval_every,
-            "d_model": self.d_model >= 1 and self.d_model % self.n_heads == 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"ScalingConfig: invalid {name}={getattr(self, name)!r} ({self})")
+        largest_n = min(self.n_labels, self.n_classes) if self.task == "singh" else None
+        refuse_invalid(self, {
+            "task": (self.task in TASKS, f"one of {TASKS}"),
+            "n_pairs": (self.n_pairs >= 2 and (largest_n is None or self.n_pairs <= largest_n),
+                        "an integer >= 2" + (f" and <= min(n_labels, n_classes) = {largest_n}" if largest_n else "")),
+            "steps": (self.steps >= 1, "an integer >= 1"),
+            "eval_every": (self.eval_every >= 1, "an integer >= 1"),
+            "d_model": (self.d_model >= 1 and self.d_model % self.n_heads == 0, f"a multiple of n_heads = {self.n_heads}"),
+        })
 
 
 def scaling_config(task: str, n_pairs: int, seed: int = 0, **overrides) -> ScalingConfig:
-    """The config of ``task`` at N = ``n_pairs`` with its chapter's defaults, then ``overrides``.
+    """The config of ``task`` at N = ``n_pairs`` with its study's defaults, then ``overrides``.
 
-    singh: the Singh chapter's model, lr, batch, classes, item size and prototypes; musat: the
-    Musat chapter's standard model (``std_d_model``, 1 head), ``std_lr``, ``std_batch_size``,
-    ``std_n_tokens``.
+    singh: the Singh study's model, lr, batch, classes, item size and prototypes (the
+    :class:`ScalingConfig` defaults); musat: the Musat study's standard model (its
+    ``d_model``, 1 head), ``lr``, ``batch_size`` and ``n_tokens``.
     """
     if task == "singh":
-        p = SINGH.parameters.defaults()
-        base = dict(n_heads=p["n_heads"], d_model=p["d_model"], lr=p["lr"], batch_size=p["batch_size"],
-                    n_classes=p["n_classes"], item_dim=p["item_dim"], prototypes=p["prototypes"])
+        base = {}
     elif task == "musat":
-        p = MUSAT.parameters.defaults()
-        base = dict(n_heads=1, d_model=p["std_d_model"], lr=p["std_lr"], batch_size=p["std_batch_size"],
-                    n_tokens=p["std_n_tokens"])
+        standard = StandardRunConfig
+        base = dict(n_heads=1, d_model=standard.d_model, lr=standard.lr, batch_size=standard.batch_size,
+                    n_tokens=standard.n_tokens)
     else:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        refuse("task", task, f"one of {TASKS}")
     defaults = {"steps": DEFAULT_STEPS[task], "eval_every": DEFAULT_EVAL_EVERY[task], **base}
     return ScalingConfig(task=task, n_pairs=n_pairs, seed=seed, **{**defaults, **overrides})
 

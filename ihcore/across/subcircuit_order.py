@@ -78,6 +78,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ihcore.singh import SinghSetting
 from ihcore.singh.subcircuits import PHASE_CHANGE_LOSS, condition_clamp, singh_model, singh_task
 from ihcore.spine import clamps, measures
 from ihcore.spine.circuit_weights import copying_ov, matching_qk, position_qk
@@ -211,19 +212,12 @@ def choose_heads(model, batch) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class OrderConfig:
-    """One run of the order experiment: Singh's task and model, trained unclamped."""
+class OrderConfig(SinghSetting):
+    """One run of the order experiment: the Singh study's setting (task, model and training of
+    its baseline, :class:`ihcore.singh.SinghSetting`), trained unclamped, with a checkpoint every
+    ``eval_every`` steps (finer than the Singh chapter's grid) read on ``eval_batch_size`` fixed
+    sequences."""
 
-    seed: int = 0
-    n_labels: int = 5
-    n_classes: int = 50
-    item_dim: int = 64
-    prototypes: str = "lowrank"
-    n_heads: int = 8
-    d_model: int = 64
-    steps: int = 1000
-    lr: float = 3e-3
-    batch_size: int = 32
     eval_every: int = 10
     eval_batch_size: int = 128
 
@@ -239,7 +233,7 @@ def run(config: OrderConfig, *, device: str | torch.device | None = None, progre
     """
     seeds = Seeds.from_base(config.seed)
     task = singh_task(config.n_labels, config.n_classes, config.item_dim, config.prototypes, seeds.init)
-    model = singh_model(task, config.n_heads, config.d_model, seeds.init)
+    model = singh_model(task, config.n_heads, config.d_model, seeds.init, config.n_layers)
     eval_steps = sorted(set(range(0, config.steps + 1, config.eval_every)) | {config.steps})
     history = train(
         model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.steps,
@@ -360,8 +354,7 @@ def order_over_seeds(results: Sequence[dict], lens: str, fraction: float = 0.5) 
 
 # Chapter defaults: the whole experiment (5 seeds x 1000 steps, 101 evaluations each, on
 # 128 fixed sequences) took 48 s of one CPU core (user + sys, torch threads = 1, import
-# included; ~7.5 s training + ~2 s evaluation per seed). OrderConfig holds the per-run
-# defaults (Singh chapter's task and model, lr 3e-3, batch 32, 1000 steps, evaluation every 10).
+# included; ~7.5 s training + ~2 s evaluation per seed). OrderConfig holds the per-run defaults.
 DEFAULT_N_SEEDS = 5
 
 

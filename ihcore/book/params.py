@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from ihcore.spine.validation import ParameterError
+from ihcore.spine.validation import ParameterError, problem
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Parameter:
         )
         if in_range:
             return self.check(value) if self.check is not None else None
-        return f"{self.name} = {value!r} is invalid: expected {self.valid_range()}"
+        return problem(self.name, value, self.valid_range())
 
     def parse(self, text: str) -> Any:
         """Parse a command-line string into this parameter's kind (not yet range-checked)."""

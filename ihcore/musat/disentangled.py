@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ihcore.musat.checks import refuse_invalid
+from ihcore.spine.validation import refuse_invalid
 from ihcore.spine.hooks import HookedModule, HookPoint
 from ihcore.spine.transformer import causal_mask, masked_softmax
 

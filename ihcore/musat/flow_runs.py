@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ihcore.musat.checks import refuse_invalid
+from ihcore.spine.validation import refuse_invalid
 from ihcore.musat.emergence import emergence_times
 from ihcore.musat.minimal_runs import power_of_two_ns
 from ihcore.musat.reduced import three_parameter_flow, three_parameter_gradient

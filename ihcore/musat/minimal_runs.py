@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from ihcore.musat.checks import refuse_invalid
+from ihcore.spine.validation import refuse_invalid
 from ihcore.musat.disentangled import RESIDUALS, DisentangledConfig, DisentangledTransformer
 from ihcore.musat.emergence import crossing_times, emergence_times, in_order
 from ihcore.musat.reduced import CoefficientModel

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ihcore.musat.checks import refuse_invalid
+from ihcore.spine.validation import refuse_invalid
 from ihcore.musat.emergence import THRESHOLDS, emergence_times, in_order
 from ihcore.musat.tasks import TokenTask, token_task_model
 from ihcore.spine import measures

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ihcore.musat.checks import refuse_invalid
+from ihcore.spine.validation import refuse_invalid
 from ihcore.spine import devices
 from ihcore.spine.item_label_task import Batch, query_cross_entropy
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig

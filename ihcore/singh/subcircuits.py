@@ -31,7 +31,7 @@ from ihcore.spine import clamps, curves, measures
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.train import History, Seeds, train
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
-from ihcore.spine.validation import ParameterError
+from ihcore.spine.validation import refuse
 
 # condition -> (subcircuits clamped to ideal, subcircuits left to learn)
 CONDITIONS = {
@@ -47,11 +47,6 @@ PLATEAU_LOSS = math.log(2)  # two labels in context: guessing between them costs
 PHASE_CHANGE_LOSS = 0.4 * PLATEAU_LOSS  # Singh et al.'s threshold: 40% of the plateau loss ln 2
 PROTOTYPES = ("lowrank", "isotropic")
 BASELINE_SPLITS = ("train", "relabel", "in_context")
-
-
-def refuse(name: str, value, expected: str) -> None:
-    """Raise the :class:`ParameterError` of one bad configuration field."""
-    raise ParameterError(f"{name} = {value!r} is invalid: expected {expected}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm import tqdm
 
-from ihcore.singh.subcircuits import refuse
+from ihcore.spine.validation import refuse
 from ihcore.spine.curves import first_step_below
 from ihcore.spine.train import progress_enabled
 
