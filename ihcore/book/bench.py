@@ -2,7 +2,7 @@
 
 Measures the training loop alone (the from-scratch chapter's default model and task, one
 thread), each study's own runs (Musat: full vs reduced models and the closed-form N sweep;
-Wang: the batched six-parameter sweeps; Singh: the baseline's time to its phase change and
+Wang: its six-parameter sweeps and transformer stress tests; Singh: the baseline's time to its phase change and
 the clamp runs; the cross-paper chapter's order and N-scaling sweeps), and each chapter
 executed end to end at its defaults (kernel start included). Each row says whether it is wall time, CPU time or a ratio. Speed targets are
 checked here, not in timed tests.
@@ -27,8 +27,7 @@ from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.reproducibility import pin_cpu_numerics
 from ihcore.spine.train import train
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
-from ihcore.wang import six_parameter, stress_tests
-from ihcore.wang.mixed_target import DiscreteMixedTarget, MixedTarget, discrete_progress_measure, progress_measure
+from ihcore.wang import stress_tests
 
 TRAINING_STEPS = 300
 
@@ -91,19 +90,14 @@ def bench_wang() -> list[tuple[str, str]]:
     p = WANG.parameters.validate({})
     torch.set_num_threads(1)
     rows = []
-    for name, configs in six_parameter.chapter_runs(p).items():
+    for sweep in (s for s in sweep_registry.SWEEPS.values() if s.chapter == "wang"):
         start = time.process_time()
-        six_parameter.run_sweep(configs, progress_bar=False)
-        rows.append((f"wang: six-parameter runs `{name}` ({len(configs)}, batched; CPU)", f"{time.process_time() - start:.1f} s"))
-    continuous = MixedTarget(p.transformer_length, p.alpha, p.w_star, p.normalisation)
-    discrete = DiscreteMixedTarget(p.transformer_length, p.vocabulary, p.alpha)
-    for name, task, measure, width in [("Gaussian tokens", continuous, progress_measure(continuous), 1),
-                                       ("discrete tokens", discrete, discrete_progress_measure(discrete), p.vocabulary)]:
+        runs = sweeps.run_or_load(sweep, p, progress=False)
+        rows.append((f"{sweep.name}: {len(runs)} six-parameter runs (CPU)", f"{time.process_time() - start:.1f} s"))
+    for setting, config in stress_tests.transformer_configs(p).items():
         start = time.process_time()
-        stress_tests.train_transformer(task, measure, d_input=width, d_output=width, length=p.transformer_length,
-                                       steps=p.transformer_steps, lr=p.transformer_lr, seed=p.seed, progress=False)
-        rows.append((f"wang: spine transformer, Adam, {name}, {p.transformer_steps} steps (CPU)",
-                     f"{time.process_time() - start:.1f} s"))
+        stress_tests.train_transformer(config, progress=False)
+        rows.append((f"wang: {setting}, {config.steps} steps (CPU)", f"{time.process_time() - start:.1f} s"))
     return rows
 
 

@@ -18,6 +18,9 @@ from ihcore.singh import ClampedRunConfig, SinghSetting, ToyConfig
 from ihcore.singh import subcircuits as singh_subcircuits
 from ihcore.spine import devices
 from ihcore.spine.validation import ParameterError
+from ihcore.wang.mixed_target import NORMALISATIONS
+from ihcore.wang.six_parameter import SixParameterConfig
+from ihcore.wang.stress_tests import TransformerStressConfig
 
 BOOK_ROOT = Path(__file__).resolve().parents[2]  # the repository: _config.yml, chapters/, data/
 
@@ -160,23 +163,29 @@ WANG = Chapter(
     parameters=ParameterSpec(
         (
             SEED,
-            Parameter("length", int, 32, "sequence length L of the default run", 8, 256),
-            Parameter("alpha", float, 0.5, "weight α* of the 4-gram in the mixed target", 0.05, 0.95),
-            Parameter("w_star", float, 0.5, "key-query weight w* of the induction-head target", 0.05, 2.0),
-            Parameter("normalisation", str, "sqrt", "IH scale κ_L: 'sqrt' = √(L−2), 'none' = 1", choices=("sqrt", "none")),
-            Parameter("sigma_init", float, 0.01, "initial value of every trained parameter (default run)", 1e-8, 0.5),
-            Parameter("lr", float, 1.0, "gradient-descent learning rate (time t = lr · steps)", 1e-3, 2.0),
-            Parameter("time", float, 700.0, "gradient-flow time of each six-parameter run", 10.0, 100_000.0),
-            Parameter("n_train", int, 1024, "Monte Carlo training sequences (full batch)", 64, 65_536),
-            Parameter("n_eval", int, 1024, "independent evaluation sequences", 64, 65_536),
+            Parameter("length", int, SixParameterConfig.length, "sequence length L of the default run", 8, 256),
+            Parameter("alpha", float, SixParameterConfig.alpha, "weight α* of the 4-gram in the mixed target", 0.05, 0.95),
+            Parameter("w_star", float, SixParameterConfig.w_star, "key-query weight w* of the induction-head target", 0.05, 2.0),
+            Parameter("normalisation", str, SixParameterConfig.normalisation, "IH scale κ_L: 'sqrt' = √(L−2), 'none' = 1",
+                      choices=NORMALISATIONS),
+            Parameter("sigma_init", float, SixParameterConfig.sigma_init, "initial value of every trained parameter (default run)",
+                      1e-8, 0.5),
+            Parameter("lr", float, SixParameterConfig.lr, "gradient-descent learning rate (time t = lr · steps)", 1e-3, 2.0),
+            Parameter("time", float, SixParameterConfig.time, "gradient-flow time of each six-parameter run", 10.0, 100_000.0),
+            Parameter("n_train", int, SixParameterConfig.n_train, "Monte Carlo training sequences (full batch)", 64, 65_536),
+            Parameter("n_eval", int, SixParameterConfig.n_eval, "independent evaluation sequences", 64, 65_536),
             Parameter("sweep_sigma_decades", int, 4, "σ_init sweep: 1e-1, ..., 1e-k", 2, 8),
             Parameter("sweep_max_length", int, 128, "length sweep: L = 16, 32, ... up to this", 32, 512),
             Parameter("unnormalised_time", float, 2500.0, "time of the κ_L = 1 runs (L = 8, 16, 32)", 10.0, 100_000.0),
-            Parameter("transformer_steps", int, 1000, "Adam steps of the spine-transformer stress tests", 10, 100_000),
-            Parameter("transformer_lr", float, 0.01, "Adam learning rate of the spine-transformer stress tests", 1e-5, 0.1),
-            Parameter("transformer_length", int, 16, "sequence length of the spine-transformer stress tests", 8, 64),
-            Parameter("vocabulary", int, 16, "vocabulary of the discrete-token stress test", 4, 256),
+            Parameter("transformer_steps", int, TransformerStressConfig.steps, "Adam steps of the spine-transformer stress tests",
+                      10, 100_000),
+            Parameter("transformer_lr", float, TransformerStressConfig.lr,
+                      "Adam learning rate of the spine-transformer stress tests", 1e-5, 0.1),
+            Parameter("transformer_length", int, TransformerStressConfig.length,
+                      "sequence length of the spine-transformer stress tests", 8, 64),
+            Parameter("vocabulary", int, TransformerStressConfig.vocabulary, "vocabulary of the discrete-token stress test", 4, 256),
             Parameter("max_heads", int, 8, "IH_n construction: first-layer heads H = 1..max_heads", 4, 16),
+            RESULTS_DIR,
             DEVICE,
             SHOW_PROGRESS,
         ),

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from ihcore.across import context_scaling, subcircuit_order
-from ihcore.book.chapters import get_chapter
 from ihcore.book.sweeps import Sweep
 from ihcore.musat import flow_runs, minimal_runs
 from ihcore.singh import experiments as singh_experiments
@@ -61,31 +60,22 @@ register(Sweep(
 # --- Wang, Yu, E, Wu ---------------------------------------------------------------------------
 
 
-def _wang_build(name: str):
-    def build(p):
-        return [asdict(config) for config in six_parameter.chapter_runs(p)[name]]
-
-    return build
-
-
-def _wang_run(config: dict, progress: bool | None = False) -> dict:
-    result = six_parameter.run_one(six_parameter.RunConfig(**config), progress_bar=progress)
-    return {**result, "config": asdict(result["config"])}
-
-
-_WANG_LISTS = {
-    "default": ("the default six-parameter run", ("alpha", "sigma_init")),
-    "half_lr": ("the default run at half the learning rate", ("lr",)),
-    "grid": ("alpha* x sigma_init grid", ("alpha", "sigma_init")),
-    "length": ("sequence lengths L = 16, 32, ..., sweep_max_length", ("length",)),
-    "unnormalised": ("kappa_L = 1 at L = 8, 16, 32", ("length",)),
-    "decoupling": ("the default on each target component alone", ("target_part",)),
-    "restarts": ("the default from random initialisations", ("init_seed",)),
-}
-if set(_WANG_LISTS) != set(six_parameter.chapter_runs(get_chapter("wang").parameters.validate({}))):
-    raise RuntimeError("ihcore.book.sweep_registry: _WANG_LISTS must name every list of six_parameter.chapter_runs")
-for _name, (_description, _fields) in _WANG_LISTS.items():
-    register(Sweep(f"wang-{_name.replace('_', '-')}", "wang", _description, _wang_build(_name), _wang_run, key_fields=_fields))
+register(Sweep("wang-default", "wang", "the default six-parameter run", six_parameter.default_runs, six_parameter.run,
+               key_fields=("alpha", "sigma_init")))
+register(Sweep("wang-half-lr", "wang", "the default run at half the learning rate", six_parameter.half_lr_runs,
+               six_parameter.run, key_fields=("lr",)))
+register(Sweep("wang-grid", "wang", "alpha* x sigma_init grid", six_parameter.grid_runs, six_parameter.run,
+               key_fields=("alpha", "sigma_init")))
+register(Sweep("wang-length", "wang", "sequence lengths L = 16, 32, ..., sweep_max_length", six_parameter.length_runs,
+               six_parameter.run, key_fields=("length",)))
+register(Sweep("wang-unnormalised", "wang", "kappa_L = 1 at L = 8, 16, 32", six_parameter.unnormalised_runs,
+               six_parameter.run, key_fields=("length",)))
+register(Sweep("wang-decoupling", "wang", "the default on each target component alone", six_parameter.decoupling_runs,
+               six_parameter.run, key_fields=("target_part",)))
+register(Sweep("wang-restarts", "wang", "the default from random initialisations", six_parameter.restart_runs,
+               six_parameter.run, key_fields=("init_seed",)))
+register(Sweep("wang-variants", "wang", "stress tests: joint training, w_KQ as one parameter, quadratic positional logits",
+               six_parameter.variant_runs, six_parameter.run, key_fields=("joint", "factorised", "positional")))
 
 
 # --- Singh et al. ------------------------------------------------------------------------------

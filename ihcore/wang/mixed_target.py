@@ -1,7 +1,10 @@
 """Wang, Yu, E, Wu's mixed target: a 4-gram plus an in-context 2-gram (induction head).
 
 Tokens are i.i.d. N(0, 1) scalars x_1..x_L (tensor (N, L), 0-indexed in code: x_s is
-``x[:, s - 1]``). The two components, read out at the last position L (wang.md §3):
+``x[:, s - 1]``). The two components, read out at the last position L (Wang et al. 2024,
+abstract: "a 4-gram plus an in-context 2-gram"; the Gaussian inputs, the position L−2 of
+the 4-gram and the key x_{s−1} of IH₂ are as the ICLR 2025/2026 reviewers quote v1's Eq. 4;
+the exact forms are this book's reconstruction):
 
 * 4-gram:  f_G4(X) = x_{L-2}, a fixed position, learnable by positional attention alone.
 * in-context n-gram (n = 2: the induction head IH₂):
@@ -20,9 +23,10 @@ L-dependence of the dynamics would mostly measure this shrinking scale. The defa
 like the 4-gram, and the selective part is O(w*) for every L, so both components keep
 unit scale and α* alone sets their relative weight. ``"none"`` gives κ_L = 1.
 
-**Progress** (:func:`progress`): a model's outputs are regressed on the 4-gram, the
-context mean and the selective part IH₂ − mean; each coefficient over its value in the
-target says how much of that mechanism is learned (1 = all). :class:`DiscreteMixedTarget`
+**Learned fractions** (:func:`component_weights`, this book's reconstruction): a model's
+outputs are regressed on the 4-gram, the context mean and the selective part IH₂ − mean;
+each coefficient over its value in the target says how much of that mechanism is learned
+(1 = all): r_G (4-gram), r_M (mean-matching), r_I (induction head). :class:`DiscreteMixedTarget`
 is the same target on one-hot tokens with a cross-entropy loss.
 """
 
@@ -37,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ihcore.spine import devices
+from ihcore.spine.validation import ParameterError
 
 NORMALISATIONS = ("sqrt", "none")
 
@@ -69,8 +74,21 @@ def induction_head(x: torch.Tensor, w: float) -> torch.Tensor:
 def normalisation_factor(length: int, normalisation: str) -> float:
     """κ_L: √(L−2) for ``"sqrt"``, 1 for ``"none"``."""
     if normalisation not in NORMALISATIONS:
-        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+        raise ParameterError(f"normalisation = {normalisation!r} is invalid: expected one of {NORMALISATIONS}")
     return math.sqrt(length - 2) if normalisation == "sqrt" else 1.0
+
+
+def induction_head_scale(lengths: list[int], w: float, n_sequences: int = 8192, seed: int = 0) -> dict[str, list[float]]:
+    """Standard deviations of IH₂(X; w) (``"total"``) and of its selective part IH₂ − m̄
+    (``"selective"``; m̄ the mean of x_2..x_{L−1}) at κ_L = 1, one sample of ``n_sequences``
+    per length L in ``lengths``, each drawn from a generator seeded with ``seed``."""
+    scale: dict[str, list[float]] = {"total": [], "selective": []}
+    for length in lengths:
+        x = sample_tokens(n_sequences, length, torch.Generator().manual_seed(seed))
+        ih = induction_head(x, w)
+        scale["total"].append(ih.std().item())
+        scale["selective"].append((ih - x[:, 1:-1].mean(1)).std().item())
+    return scale
 
 
 @dataclass(frozen=True)
@@ -95,16 +113,16 @@ class MixedTarget:
     tokens (B, L, 1) and ``loss`` is ½E(readout at position L − f*)².
     """
 
-    length: int = 32
-    alpha: float = 0.5
-    w_star: float = 0.5
-    normalisation: str = "sqrt"
+    length: int
+    alpha: float
+    w_star: float
+    normalisation: str
 
     def __post_init__(self) -> None:
         if self.length < 4:
-            raise ValueError(f"length must be >= 4, got {self.length}")
+            raise ParameterError(f"length = {self.length} is invalid: expected an integer >= 4")
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+            raise ParameterError(f"alpha = {self.alpha} is invalid: expected a number in [0, 1]")
         normalisation_factor(self.length, self.normalisation)
 
     @property
@@ -131,29 +149,31 @@ class MixedTarget:
         return 0.5 * (logits[:, -1, 0] - batch.target).pow(2).mean()
 
 
-def progress_regressors(x: torch.Tensor, target: MixedTarget) -> torch.Tensor:
+def component_regressors(x: torch.Tensor, target: MixedTarget) -> torch.Tensor:
     """(N, 3) regressors g1 = x_{L-2}, κ m̄, κ (IH₂(w*) − m̄); m̄ = mean of x_2..x_{L-1}.
 
     The context mean is split off because head B at w_KQ = 0 outputs it, and it is
-    strongly correlated with IH₂: one IH regressor would report false IH progress.
+    strongly correlated with IH₂: one IH regressor would report a false induction head.
     """
     mean = x[:, 1:-1].mean(dim=1)
     kappa = target.kappa
     return torch.stack([four_gram(x), kappa * mean, kappa * (induction_head(x, target.w_star) - mean)], dim=1)
 
 
-def progress(outputs: torch.Tensor, regressors: torch.Tensor, alphas: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Least-squares progress r_G = c_G/α*, r_M = c_M/(1−α*), r_I = c_S/(1−α*); each (R,).
+def component_weights(outputs: torch.Tensor, regressors: torch.Tensor, alphas: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Learned fractions r_G = c_G/α*, r_M = c_M/(1−α*), r_I = c_S/(1−α*); each (R,).
 
     outputs (R, N) are fitted as c_G g1 + c_M g2 + c_S g3 (+ c_k g_k for further columns of
     ``regressors`` (N, K ≥ 3), nuisance terms such as an intercept); no implicit intercept.
     """
-    coefficients = torch.linalg.lstsq(regressors, outputs.T).solution.T  # (R, K)
+    # QR (LAPACK gels): the same bits run after run, and each row's fit does not depend on the
+    # other rows (the CPU default, gelsy, varies in the last bit from call to call)
+    coefficients = torch.linalg.lstsq(regressors, outputs.T, driver="gels").solution.T  # (R, K)
     return {"r_G": coefficients[:, 0] / alphas, "r_M": coefficients[:, 1] / (1 - alphas),
             "r_I": coefficients[:, 2] / (1 - alphas)}
 
 
-def progress_measure(target: MixedTarget):
+def component_measure(target: MixedTarget):
     """Measure for :func:`ihcore.spine.train.train`: ``loss``, ``r_G``, ``r_I``, ``r_M`` of the
     readout at position L on the ``"train"`` evaluation batch."""
 
@@ -163,7 +183,7 @@ def progress_measure(target: MixedTarget):
         with torch.no_grad():
             outputs = model(batch.tokens)[:, -1, 0].double()
         alpha = torch.tensor([target.alpha], dtype=torch.float64, device=x.device)
-        values = progress(outputs[None], progress_regressors(x, target), alpha)
+        values = component_weights(outputs[None], component_regressors(x, target), alpha)
         values["loss"] = 0.5 * (outputs - target(x)).pow(2).mean()
         return {k: np.asarray(float(v.squeeze())) for k, v in values.items()}
 
@@ -189,10 +209,10 @@ class DiscreteMixedTarget:
     earlier copy of the last token. Loss: cross-entropy of the readout at position L.
     """
 
-    length: int = 16
-    vocabulary: int = 16
-    alpha: float = 0.5
-    w_star: float = 4.0
+    length: int
+    vocabulary: int
+    alpha: float
+    w_star: float
 
     def components(self, ids: torch.Tensor, w: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(one-hot x_{L-2}, Σ_s π_s(w) one-hot x_s), each (N, V); ids (N, L) long."""
@@ -216,7 +236,7 @@ class DiscreteMixedTarget:
         return -(batch.target * torch.log_softmax(logits[:, -1], dim=-1)).sum(-1).mean()
 
 
-def discrete_progress_measure(target: DiscreteMixedTarget):
+def discrete_component_measure(target: DiscreteMixedTarget):
     """Measure: ``loss``, ``r_G``, ``r_M``, ``r_I`` for :class:`DiscreteMixedTarget`.
 
     The model's next-token probabilities (N, V), pooled over N·V entries, are regressed on
@@ -234,7 +254,7 @@ def discrete_progress_measure(target: DiscreteMixedTarget):
         uniform = torch.full_like(four, 1 / target.vocabulary)
         regressors = torch.stack([four, context, induction - context, uniform], dim=-1).reshape(-1, 4)
         alpha = torch.tensor([target.alpha], device=regressors.device)
-        values = progress(torch.softmax(logits, -1).reshape(1, -1), regressors, alpha)
+        values = component_weights(torch.softmax(logits, -1).reshape(1, -1), regressors, alpha)
         values["loss"] = target.loss(logits.float()[:, None], batch)
         return {k: np.asarray(float(v.squeeze())) for k, v in values.items()}
 

@@ -2,14 +2,16 @@
 
 Inputs are curves sampled at increasing times t (E,) > 0 (except possibly t[0] = 0),
 with progress r(t) rising from 0 towards 1 (e.g. r_G for the 4-gram, r_I for the
-induction head, see :func:`ihcore.wang.mixed_target.progress`). Definitions (wang.md §4.3,
-with the book's sharpness measure):
+induction head, see :func:`ihcore.wang.mixed_target.component_weights`). The ICLR 2025/2026
+reviewers describe the phases (4-gram first, then a plateau, then a snap to the induction
+head); the thresholds and measures below are this book's reconstruction:
 
 * T(r, q)          first time r ≥ q (NaN if never).
 * T_G4, T_IH       T(r_G, 0.5), T(r_I, 0.5); plateau length P = T_IH − T_G4.
 * plateau window   [T(r_G, 0.9), T(r_I, 0.1)]: the 4-gram is learned, the IH not begun.
 * switch width W   T(r_I, 0.9) − (last time before T_IH with r_I < 0.1).
 * plateau ratio    T_IH / T(r_G, 0.9).
+* end of phase 1   the first evaluation with r_G ≥ 0.9 (an index, :func:`phase_one_end`).
 * log-rise         ln(T(r, 0.9) / t₁₀), t₁₀ the last time before T(r, 0.5) with r < 0.1: how
                    many e-folds of time the final 10 % → 90 % rise takes (noise that pokes
                    above 10 % earlier does not count). A rise that escapes a saddle after
@@ -27,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ihcore.spine.curves import first_crossing
-from ihcore.spine.fits import line_fit
 
 
 def last_time_below_before(t: np.ndarray, values: np.ndarray, level: float, before: float) -> float:
@@ -96,7 +97,7 @@ def plateau_deviation(t: np.ndarray, loss: np.ndarray, reference: np.ndarray, st
     return float(np.max(np.abs(loss[window] / reference[window] - 1)))
 
 
-def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares y ≈ slope x + intercept; returns (slope, intercept, R²) (:func:`ihcore.spine.fits.line_fit`)."""
-    fit = line_fit(x, y)
-    return fit.slope, fit.intercept, fit.r_squared
+def phase_one_end(r_four_gram: np.ndarray) -> int:
+    """Index of the first evaluation with r_G ≥ 0.9 (the end of phase 1); the last if never."""
+    hits = np.flatnonzero(np.asarray(r_four_gram) >= 0.9)
+    return int(hits[0]) if hits.size else len(r_four_gram) - 1

@@ -1,6 +1,7 @@
 """The six-parameter two-layer transformer (no FFN, relative positions) and its training.
 
-A reconstruction (wang.md §4.1) of the paper's minimal model. Parameters, per run:
+This book's reconstruction of the paper's minimal model (the ICLR 2025/2026 reviewers describe
+"a depth-2 model without FFN and with six learnable parameters"; its forward pass is not public). Parameters, per run:
 
     θ = (p1, pA, vA, vB, w_Q, w_K)          (index order of :data:`PARAMETERS`)
 
@@ -42,13 +43,17 @@ import torch
 from tqdm import tqdm
 
 from ihcore.spine import devices
+from ihcore.spine.fits import line_fit
 from ihcore.spine.train import progress_enabled
+from ihcore.spine.validation import ParameterError
 from ihcore.wang.mixed_target import (
-    MixedTarget, four_gram, induction_head, normalisation_factor, progress, progress_regressors, sample_tokens
+    NORMALISATIONS, MixedTarget, component_regressors, component_weights, four_gram, induction_head, sample_tokens
 )
+from ihcore.wang.phases import Phases, detect_phases, phase_one_end, plateau_deviation
 
 PARAMETERS = ("p1", "pA", "vA", "vB", "w_Q", "w_K")
 TARGET_PARTS = ("both", "four_gram", "induction")
+POSITIONAL = ("linear", "quadratic")
 P1, PA, VA, VB, WQ, WK = range(6)
 IDEAL_P1 = 15.0  # weight ≥ 1 − 1e-6 on the previous token
 
@@ -73,7 +78,7 @@ def previous_token_features(x: torch.Tensor, p1: torch.Tensor) -> torch.Tensor:
 
 def effective(theta: torch.Tensor, factorised: bool = True, positional: str = "linear") -> dict[str, torch.Tensor]:
     """Slopes, values and dot-product weight the forward pass uses; each (R,)."""
-    if positional not in ("linear", "quadratic"):
+    if positional not in POSITIONAL:
         raise ValueError(f"positional must be 'linear' or 'quadratic', got {positional!r}")
     slope = (lambda p: p) if positional == "linear" else (lambda p: p.pow(2))
     return {
@@ -99,29 +104,27 @@ def forward(
     return u_A, u_B
 
 
-def ratios_to_exact(result: dict) -> dict[str, float]:
-    """A run's last evaluated vA/α*, vB/((1 − α*)κ_L) and w_KQ/w* (w_KQ = w_Q w_K, or w_Q when
-    not factorised): each is 1 at the exact solution. ``result`` as from :func:`run_batch`."""
-    config, theta = result["config"], result["theta"][-1]
-    kappa = normalisation_factor(config.length, config.normalisation)
-    w_kq = theta[WQ] * theta[WK] if config.factorised else theta[WQ]
-    return {"vA": float(theta[VA] / config.alpha), "vB": float(theta[VB] / ((1 - config.alpha) * kappa)),
-            "w_KQ": float(w_kq / config.w_star)}
-
-
 def exact_solution(target: MixedTarget, slope: float = 50.0, device: str | torch.device = "cpu") -> torch.Tensor:
     """(1, 6) parameters of the exact solution, with slopes ``slope`` for p1, pA (→ ∞)."""
     theta = [slope, slope, target.alpha, (1 - target.alpha) * target.kappa, target.w_star, 1.0]
     return torch.tensor([theta], dtype=torch.float64, device=device)
 
 
-PER_RUN_FIELDS = ("alpha", "sigma_init", "init_seed")  # the RunConfig fields runs of one batch may differ in
+# ---------------------------------------------------------------------------------------------
+# One training run
+
+
+PER_RUN_FIELDS = ("alpha", "sigma_init", "init_seed")  # the fields runs of one ensemble may differ in
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """One training run of the six-parameter model. Runs that share everything except
-    ``alpha``, ``sigma_init`` and ``init_seed`` are trained together as one batched computation."""
+class SixParameterConfig:
+    """One training run of the six-parameter model: target, initialisation, protocol and sizes.
+
+    The defaults are the Wang chapter's (``ihcore.book.chapters.WANG`` reads them from here).
+    All sizes, times and the learning rate are this book's reconstruction (the paper's are
+    not public); ``time`` is the gradient-flow time lr · steps.
+    """
 
     length: int = 32
     alpha: float = 0.5
@@ -129,23 +132,56 @@ class RunConfig:
     normalisation: str = "sqrt"
     sigma_init: float = 1e-2
     joint: bool = False  # train layer 1 (p1) too, from small init
-    factorised: bool = True
-    positional: str = "linear"
-    lr: float = 0.2
-    time: float = 400.0  # gradient-flow time lr · steps
-    n_train: int = 4096
-    n_eval: int = 4096
+    factorised: bool = True  # w_KQ = w_Q w_K (False: w_KQ = w_Q, one parameter)
+    positional: str = "linear"  # positional logits p (or "quadratic": p²)
+    lr: float = 1.0
+    time: float = 700.0
+    n_train: int = 1024
+    n_eval: int = 1024
     n_evals: int = 200  # evaluations, log-spaced in time
     data_seed: int = 0
     target_part: str = "both"  # or one weighted component alone: "four_gram", "induction"
     init_seed: int | None = None  # None: trained parameters start at +σ_init; else N(0, σ_init²) draws
 
+    def __post_init__(self) -> None:
+        checks = [
+            ("length", self.length, isinstance(self.length, int) and self.length >= 4, "an integer >= 4"),
+            ("alpha", self.alpha, 0.0 < self.alpha < 1.0, "a number in (0, 1)"),
+            ("normalisation", self.normalisation, self.normalisation in NORMALISATIONS, f"one of {NORMALISATIONS}"),
+            ("sigma_init", self.sigma_init, self.sigma_init > 0, "a number > 0"),
+            ("positional", self.positional, self.positional in POSITIONAL, f"one of {POSITIONAL}"),
+            ("lr", self.lr, self.lr > 0, "a number > 0"),
+            ("time", self.time, self.time >= self.lr, f"a number >= lr = {self.lr} (at least one step)"),
+            ("n_train", self.n_train, isinstance(self.n_train, int) and self.n_train >= 1, "an integer >= 1"),
+            ("n_eval", self.n_eval, isinstance(self.n_eval, int) and self.n_eval >= 3, "an integer >= 3"),
+            ("n_evals", self.n_evals, isinstance(self.n_evals, int) and self.n_evals >= 2, "an integer >= 2"),
+            ("target_part", self.target_part, self.target_part in TARGET_PARTS, f"one of {TARGET_PARTS}"),
+            ("init_seed", self.init_seed, self.init_seed is None or (isinstance(self.init_seed, int) and self.init_seed >= 0),
+             "None or an integer >= 0"),
+        ]
+        for name, value, ok, expected in checks:
+            if not ok:
+                raise ParameterError(f"{name} = {value!r} is invalid: expected {expected}")
+
+    @property
+    def target(self) -> MixedTarget:
+        return MixedTarget(self.length, self.alpha, self.w_star, self.normalisation)
+
     def shared(self) -> tuple:
-        """The fields a batch of runs must share (all but alpha, sigma_init and init_seed)."""
+        """The fields the runs of one ensemble must share (all but :data:`PER_RUN_FIELDS`)."""
         return tuple(v for k, v in asdict(self).items() if k not in PER_RUN_FIELDS)
 
 
-def initial_parameters(configs: list[RunConfig]) -> torch.Tensor:
+def ratios_to_exact(result: dict) -> dict[str, float]:
+    """A run's last evaluated vA/α*, vB/((1 − α*)κ_L) and w_KQ/w* (w_KQ = w_Q w_K, or w_Q when
+    not factorised): each is 1 at the exact solution. ``result`` as from :func:`run`."""
+    config, theta = SixParameterConfig(**result["config"]), result["theta"][-1]
+    w_kq = theta[WQ] * theta[WK] if config.factorised else theta[WQ]
+    return {"vA": float(theta[VA] / config.alpha), "vB": float(theta[VB] / ((1 - config.alpha) * config.target.kappa)),
+            "w_KQ": float(w_kq / config.w_star)}
+
+
+def initial_parameters(configs: list[SixParameterConfig]) -> torch.Tensor:
     """(R, 6): every trained parameter at +σ_init, or, for a run with an ``init_seed``,
     drawn i.i.d. N(0, σ_init²) (random signs) from a generator seeded with it; layer-wise
     runs get p1 = IDEAL_P1."""
@@ -161,7 +197,7 @@ def initial_parameters(configs: list[RunConfig]) -> torch.Tensor:
     return theta
 
 
-def trainable_mask(config: RunConfig, device: str | torch.device = "cpu") -> torch.Tensor:
+def trainable_mask(config: SixParameterConfig, device: str | torch.device = "cpu") -> torch.Tensor:
     """(6,) bool on ``device``: which parameters gradient descent moves."""
     mask = torch.ones(6, dtype=torch.bool, device=device)
     mask[P1] = config.joint
@@ -169,7 +205,7 @@ def trainable_mask(config: RunConfig, device: str | torch.device = "cpu") -> tor
     return mask
 
 
-def output_function(config: RunConfig, theta: torch.Tensor, x: torch.Tensor):
+def output_function(config: SixParameterConfig, theta: torch.Tensor, x: torch.Tensor):
     """(outputs, trained): ``outputs`` maps the trained entries (P,) of the parameters
     ``theta`` (6,) to the model's output f_θ on x (N,), the other entries held;
     ``trained`` (P,) is their value in ``theta``."""
@@ -183,29 +219,30 @@ def output_function(config: RunConfig, theta: torch.Tensor, x: torch.Tensor):
     return outputs, theta[index]
 
 
-def evaluation_times(config: RunConfig) -> np.ndarray:
+def evaluation_times(config: SixParameterConfig) -> np.ndarray:
     """Steps (ints, unique, from 0) at which a run is evaluated, log-spaced in time."""
     steps = int(round(config.time / config.lr))
     return np.unique(np.concatenate([[0], np.geomspace(1, steps, config.n_evals).round().astype(int)]))
 
 
-def run_batch(
-    configs: list[RunConfig], progress_bar: bool | None = None, device: str | torch.device | None = None,
+def run_ensemble(
+    configs: list[SixParameterConfig], *, device: str | torch.device | None = None, progress: bool | None = None,
 ) -> list[dict]:
-    """Train runs that share :meth:`RunConfig.shared` as one batched computation on ``device``
-    (None: the current device).
+    """Train runs that share :meth:`SixParameterConfig.shared` as one batched computation on
+    ``device`` (None: the current device); ``progress``: a progress bar over the steps (None:
+    on unless disabled, see :func:`ihcore.spine.train.progress_enabled`). Each member's result
+    equals its :func:`run` bit for bit on the CPU (every row's loss, gradient and regression
+    depend on that row only): batching only saves time, most on a GPU.
 
     Returns one dict per config: ``t`` (E,) times lr·step; ``loss``, ``loss_G4``,
     ``loss_IH``, ``loss_lazy`` (the same run with w_Q = w_K = 0, which gradient descent
-    cannot leave), ``r_G``, ``r_I``, ``r_M`` each (E,) on the evaluation sample; ``theta``
-    (E, 6); ``config``.
+    cannot leave), ``r_G``, ``r_I``, ``r_M`` each (E,) on the evaluation sample (see
+    :func:`ihcore.wang.mixed_target.component_weights`); ``theta`` (E, 6); ``config`` (its fields).
     """
     first = configs[0]
     if any(c.shared() != first.shared() for c in configs):
-        raise ValueError(f"run_batch needs configs that differ only in {', '.join(PER_RUN_FIELDS)}")
-    if first.target_part not in TARGET_PARTS:
-        raise ValueError(f"target_part must be one of {TARGET_PARTS}, got {first.target_part!r}")
-    reference = MixedTarget(first.length, first.alpha, first.w_star, first.normalisation)  # κ_L, regressors
+        raise ParameterError(f"an ensemble needs configs that differ only in {', '.join(PER_RUN_FIELDS)}")
+    reference = first.target  # κ_L, regressors
     device = devices.pick(device)
     generator = torch.Generator().manual_seed(first.data_seed)
     x_train, x_eval = (sample_tokens(n, first.length, generator).to(device) for n in (first.n_train, first.n_eval))
@@ -230,7 +267,7 @@ def run_batch(
 
     train_four, train_ih = components(x_train)
     eval_four, eval_ih = components(x_eval)
-    regressors = progress_regressors(x_eval, reference)
+    regressors = component_regressors(x_eval, reference)
     frozen_z = {}  # layer 1's output, computed once when layer 1 is frozen (shared by every run)
     if not first.joint:
         p1 = theta[:1, P1].detach()
@@ -240,7 +277,7 @@ def run_batch(
     eval_steps = evaluation_times(first)
     evaluate_at = set(eval_steps.tolist())
     records = []
-    for step in tqdm(range(eval_steps[-1] + 1), disable=not progress_enabled(progress_bar), desc="six-parameter GD"):
+    for step in tqdm(range(eval_steps[-1] + 1), disable=not progress_enabled(progress), desc="six-parameter GD"):
         if step in evaluate_at:
             with torch.no_grad():
                 u_A, u_B = forward(theta, x_eval, frozen_z.get("eval"), **options)
@@ -248,7 +285,7 @@ def run_batch(
                     "loss": 0.5 * (u_A + u_B - eval_four - eval_ih).pow(2).mean(1),
                     "loss_G4": 0.5 * (u_A - eval_four).pow(2).mean(1),
                     "loss_IH": 0.5 * (u_B - eval_ih).pow(2).mean(1),
-                    **progress(u_A + u_B, regressors, alphas2),
+                    **component_weights(u_A + u_B, regressors, alphas2),
                     "theta": theta.detach().clone(),
                 })
         if step == eval_steps[-1]:
@@ -264,68 +301,199 @@ def run_batch(
     results = []
     for r, config in enumerate(configs):
         result = {k: v[:, r] for k, v in stacked.items()}
-        result.update(t=t, loss_lazy=stacked["loss"][:, R + r], config=config)
+        result.update(t=t, loss_lazy=stacked["loss"][:, R + r], config=asdict(config))
         results.append(result)
     return results
 
 
-def run_sweep(
-    configs: list[RunConfig], progress_bar: bool | None = None, device: str | torch.device | None = None,
-) -> list[dict]:
-    """Run every config (batched where they share sizes) on ``device``; results in config order."""
-    groups: dict[tuple, list[int]] = {}
-    for index, config in enumerate(configs):
-        groups.setdefault(config.shared(), []).append(index)
-    results: list[dict] = [{}] * len(configs)
-    for indices in groups.values():
-        for index, result in zip(indices, run_batch([configs[i] for i in indices], progress_bar, device)):
-            results[index] = result
-    return results
+def run(config: SixParameterConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
+    """One run (with its lazy twin) on ``device``; the result's keys as in :func:`run_ensemble`."""
+    return run_ensemble([config], device=device, progress=progress)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's lists of runs (the wang-* sweeps of ihcore.book.sweep_registry), from its parameters p
 
 
 SWEEP_ALPHAS = (0.2, 0.5, 0.8)
 UNNORMALISED_LENGTHS = (8, 16, 32)
 RESTARTS = 12  # random initialisations of the default run
+STRESS_VARIANTS = {  # stress-test rows: label -> the fields changed from the default run
+    "six-parameter, layer-wise (default)": {},
+    "joint training": {"joint": True},
+    "w_KQ as one parameter": {"factorised": False},
+    "quadratic positional logits": {"positional": "quadratic"},
+}
 
 
-def chapter_runs(p) -> dict[str, list[RunConfig]]:
-    """The Wang chapter's runs from its validated parameters ``p`` (see ihcore.book.chapters.WANG).
+def chapter_config(p) -> SixParameterConfig:
+    """The chapter's default run from its validated parameters ``p`` (see ihcore.book.chapters.WANG)."""
+    return SixParameterConfig(length=p.length, alpha=p.alpha, w_star=p.w_star, normalisation=p.normalisation,
+                              sigma_init=p.sigma_init, lr=p.lr, time=p.time, n_train=p.n_train, n_eval=p.n_eval,
+                              data_seed=p.seed)
 
-    ``default``: one run; ``half_lr``: the default at half the learning rate; ``grid``:
-    α* ∈ SWEEP_ALPHAS × σ_init ∈ {1e-1, ..., 1e-k} (α* major); ``length``: L = 16, 32, ...
-    ≤ sweep_max_length with κ_L = √(L−2); ``unnormalised``: L ∈ UNNORMALISED_LENGTHS with
-    κ_L = 1 (a longer time); ``decoupling``: the default on each weighted component alone
-    (4-gram, then induction head); ``restarts``: the default from RESTARTS random
-    initialisations N(0, σ_init²) (init seeds RESTARTS·seed + k). Sweep runs use α* = 0.5
-    and σ_init = 1e-2 unless swept.
-    """
-    default = RunConfig(length=p.length, alpha=p.alpha, w_star=p.w_star, normalisation=p.normalisation,
-                        sigma_init=p.sigma_init, lr=p.lr, time=p.time, n_train=p.n_train, n_eval=p.n_eval,
-                        data_seed=p.seed)
+
+def _sweep_default(p) -> SixParameterConfig:
+    """The default run at α* = 0.5 and σ_init = 1e-2: the base of the runs that sweep one other field."""
+    return replace(chapter_config(p), alpha=0.5, sigma_init=1e-2)
+
+
+def default_runs(p) -> list[SixParameterConfig]:
+    """The default run, alone."""
+    return [chapter_config(p)]
+
+
+def half_lr_runs(p) -> list[SixParameterConfig]:
+    """The default run at half the learning rate (a check that lr is a fair gradient-flow proxy)."""
+    return [replace(chapter_config(p), lr=p.lr / 2)]
+
+
+def grid_runs(p) -> list[SixParameterConfig]:
+    """α* ∈ SWEEP_ALPHAS × σ_init ∈ {1e-1, ..., 1e-k}, k = sweep_sigma_decades (α* major)."""
     sigmas = [10.0 ** -k for k in range(1, p.sweep_sigma_decades + 1)]
+    return [replace(chapter_config(p), alpha=a, sigma_init=s) for a in SWEEP_ALPHAS for s in sigmas]
+
+
+def length_runs(p) -> list[SixParameterConfig]:
+    """L = 16, 32, ... ≤ sweep_max_length with κ_L = √(L−2)."""
     lengths = [2**k for k in range(4, int(math.log2(p.sweep_max_length)) + 1)]
-    sweep = replace(default, alpha=0.5, sigma_init=1e-2)
+    return [replace(_sweep_default(p), length=L, normalisation="sqrt") for L in lengths]
+
+
+def unnormalised_runs(p) -> list[SixParameterConfig]:
+    """L ∈ UNNORMALISED_LENGTHS with κ_L = 1, for the time unnormalised_time."""
+    return [replace(_sweep_default(p), length=L, normalisation="none", time=p.unnormalised_time)
+            for L in UNNORMALISED_LENGTHS]
+
+
+def decoupling_runs(p) -> list[SixParameterConfig]:
+    """The default run on each weighted component alone: the 4-gram, then the induction head."""
+    return [replace(chapter_config(p), target_part=part) for part in ("four_gram", "induction")]
+
+
+def restart_runs(p) -> list[SixParameterConfig]:
+    """The default run from RESTARTS random initialisations N(0, σ_init²) (init seeds RESTARTS·seed + k)."""
+    return [replace(chapter_config(p), init_seed=RESTARTS * p.seed + k) for k in range(RESTARTS)]
+
+
+def variant_runs(p) -> list[SixParameterConfig]:
+    """The stress-test variants of the default run, in the order of :data:`STRESS_VARIANTS`."""
+    return [replace(chapter_config(p), **changes) for changes in STRESS_VARIANTS.values()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading runs: the chapter's summaries
+
+
+def run_phases(result: dict) -> Phases:
+    """The phase times of a run (:func:`ihcore.wang.phases.detect_phases` on its r_G, r_I)."""
+    return detect_phases(result["t"], result["r_G"], result["r_I"])
+
+
+def w_kq(result: dict) -> np.ndarray:
+    """(E,) the dot-product weight w_KQ = w_Q w_K along a run."""
+    return result["theta"][:, WQ] * result["theta"][:, WK]
+
+
+def phase_summary(result: dict) -> dict[str, float]:
+    """The default run's plateau and phase-1 numbers: ``plateau_deviation`` (max |loss / lazy-twin
+    loss − 1| over the plateau window), ``phase_one`` (index of the end of phase 1, r_G ≥ 0.9),
+    ``ih_drop`` (relative drop of L_IH from t = 0 to then), ``r_M`` and ``r_I`` then."""
+    found = run_phases(result)
+    end = phase_one_end(result["r_G"])
     return {
-        "default": [default],
-        "half_lr": [replace(default, lr=p.lr / 2)],
-        "grid": [replace(default, alpha=a, sigma_init=s) for a in SWEEP_ALPHAS for s in sigmas],
-        "length": [replace(sweep, length=L, normalisation="sqrt") for L in lengths],
-        "unnormalised": [replace(sweep, length=L, normalisation="none", time=p.unnormalised_time)
-                         for L in UNNORMALISED_LENGTHS],
-        "decoupling": [replace(default, target_part=part) for part in ("four_gram", "induction")],
-        "restarts": [replace(default, init_seed=RESTARTS * p.seed + k) for k in range(RESTARTS)],
+        "plateau_deviation": plateau_deviation(result["t"], result["loss"], result["loss_lazy"],
+                                               found.plateau_start, found.plateau_end),
+        "phase_one": end,
+        "ih_drop": float(1 - result["loss_IH"][end] / result["loss_IH"][0]),
+        "r_M": float(result["r_M"][end]),
+        "r_I": float(result["r_I"][end]),
     }
 
 
-def run_named(
-    runs: dict[str, list[RunConfig]], progress_bar: bool | None = None, device: str | torch.device | None = None,
-) -> dict[str, list[dict]]:
-    """:func:`run_sweep` over every list at once (so runs of equal sizes batch together)."""
-    configs = [config for group in runs.values() for config in group]
-    results = iter(run_sweep(configs, progress_bar, device))
-    return {name: [next(results) for _ in group] for name, group in runs.items()}
+def escape_fits(result: dict) -> dict[str, float]:
+    """Time scales of a run: ``rate`` and ``r_squared`` of ln w_KQ ≈ a + rate·t while
+    2σ_init² ≤ w_KQ ≤ w*/10 (an exponential escape from the saddle), and ``pA_r_squared`` of
+    the same fit of ln pA while 0 < t and pA ≤ 1."""
+    config, t = SixParameterConfig(**result["config"]), result["t"]
+    weight = w_kq(result)
+    escape = (weight >= 2 * config.sigma_init**2) & (weight <= config.w_star / 10)
+    fit = line_fit(t[escape], np.log(weight[escape]))
+    pa = result["theta"][:, PA]
+    early = (t > 0) & (pa <= 1.0)
+    return {"rate": fit.slope, "r_squared": fit.r_squared, "pA_r_squared": line_fit(t[early], np.log(pa[early])).r_squared}
 
 
-def run_one(config: RunConfig, progress_bar: bool | None = None, device: str | torch.device | None = None) -> dict:
-    """One run on ``device`` (see :func:`run_batch` for the result's keys)."""
-    return run_batch([config], progress_bar, device)[0]
+def decoupling_deviations(mixed: dict, four_gram_only: dict, induction_only: dict) -> dict[str, float]:
+    """max over t of |mixed run − run on one component alone|, for vA/α* (against the 4-gram
+    run), vB/((1 − α*)κ_L) and w_KQ/w* (against the induction-head run)."""
+    config = SixParameterConfig(**mixed["config"])
+    theta = mixed["theta"]
+    return {
+        "vA": np.abs(theta[:, VA] - four_gram_only["theta"][:, VA]).max() / config.alpha,
+        "vB": np.abs(theta[:, VB] - induction_only["theta"][:, VB]).max() / ((1 - config.alpha) * config.target.kappa),
+        "w_KQ": np.abs(w_kq(mixed) - w_kq(induction_only)).max() / config.w_star,
+    }
+
+
+def plateau_times(result: dict) -> tuple[float, float, float]:
+    """(P, T_G4, T_IH) of a run."""
+    found = run_phases(result)
+    return found.plateau_length, found.t_four_gram, found.t_induction
+
+
+def plateau_scaling(grid: list[dict], lengths: list[dict], unnormalised: list[dict]) -> dict:
+    """The plateau's scaling from the grid, length and κ_L = 1 sweeps' results.
+
+    ``sigmas`` (descending) and ``alphas`` of the grid; ``grid_plateaus[α*]`` (σ, 3) rows (P, T_G4, T_IH);
+    ``fits[α*]["P" | "T_IH"]``: (slope, intercept, R²) against ln(1/σ_init); ``lengths``,
+    ``length_plateaus``, ``unnormalised_lengths``, ``unnormalised_plateaus``; ``order``: the
+    fraction of grid and length runs with T_G4 < T_IH; ``alpha_ratio``: P(α* = 0.8) / P(α* = 0.2)
+    at σ_init = 1e-2; ``length_slope``, ``unnormalised_slope``: log-log slopes of P against L.
+    """
+    sigmas = sorted({r["config"]["sigma_init"] for r in grid}, reverse=True)
+    alphas = sorted({r["config"]["alpha"] for r in grid})
+    log_inverse_sigma = np.log(1 / np.array(sigmas))
+    fits, grid_plateaus = {}, {}
+    for a in alphas:
+        grid_plateaus[a] = np.array([plateau_times(r) for r in grid if r["config"]["alpha"] == a])
+        fits[a] = {}
+        for name, column in (("P", 0), ("T_IH", 2)):
+            fit = line_fit(log_inverse_sigma, grid_plateaus[a][:, column])
+            fits[a][name] = (fit.slope, fit.intercept, fit.r_squared)
+    length_values = [r["config"]["length"] for r in lengths]
+    unnormalised_values = [r["config"]["length"] for r in unnormalised]
+    length_plateaus = np.array([plateau_times(r)[0] for r in lengths])
+    unnormalised_plateaus = np.array([plateau_times(r)[0] for r in unnormalised])
+    sigma_index = sigmas.index(1e-2)
+    return {
+        "sigmas": sigmas, "alphas": alphas, "log_inverse_sigma": log_inverse_sigma,
+        "grid_plateaus": grid_plateaus, "fits": fits,
+        "lengths": length_values, "length_plateaus": length_plateaus,
+        "unnormalised_lengths": unnormalised_values, "unnormalised_plateaus": unnormalised_plateaus,
+        "order": float(np.mean([plateau_times(r)[1] < plateau_times(r)[2] for r in grid + lengths])),
+        "alpha_ratio": grid_plateaus[0.8][sigma_index, 0] / grid_plateaus[0.2][sigma_index, 0],
+        "length_slope": line_fit(np.log(length_values), np.log(length_plateaus)).slope,
+        "unnormalised_slope": line_fit(np.log(unnormalised_values), np.log(unnormalised_plateaus)).slope,
+    }
+
+
+def restart_summary(restarts: list[dict], default: dict) -> dict:
+    """The random restarts against the default run: ``ratios`` (per run, :func:`ratios_to_exact`),
+    ``error`` (max |ratio − 1| over runs and ratios), ``default_error``, ``phases`` (per run),
+    ``t_induction`` (R,), ``growing`` (R,) |w_Q + w_K| at t = 0, ``final_theta`` (R, 6), and the
+    fit T_IH ≈ a + slope·ln(1/|w_Q + w_K|(0)) as ``slope`` and ``r_squared``."""
+    start = np.array([r["theta"][0] for r in restarts])  # (runs, 6)
+    found = [run_phases(r) for r in restarts]
+    t_induction = np.array([f.t_induction for f in found])
+    growing = np.abs(start[:, WQ] + start[:, WK])
+    ratios = [ratios_to_exact(r) for r in restarts]
+    fit = line_fit(np.log(1 / growing), t_induction)
+    return {
+        "ratios": ratios,
+        "error": max(abs(value - 1) for r in ratios for value in r.values()),
+        "default_error": max(abs(v - 1) for v in ratios_to_exact(default).values()),
+        "phases": found, "t_induction": t_induction, "growing": growing,
+        "final_theta": np.array([r["theta"][-1] for r in restarts]),
+        "slope": fit.slope, "r_squared": fit.r_squared,
+    }

@@ -122,8 +122,8 @@ def test_subcircuit_run_on_cpu_equals_run_with_device_none_bit_for_bit():
 
 
 def test_six_parameter_run_on_cpu_equals_run_with_device_none_bit_for_bit():
-    config = six_parameter.RunConfig(time=4.0, lr=0.2, n_train=128, n_eval=128, n_evals=5, init_seed=1)
-    a, b = six_parameter.run_one(config, False), six_parameter.run_one(config, False, device="cpu")
+    config = six_parameter.SixParameterConfig(time=4.0, lr=0.2, n_train=128, n_eval=128, n_evals=5, init_seed=1)
+    a, b = six_parameter.run(config, progress=False), six_parameter.run(config, progress=False, device="cpu")
     for key in ("loss", "loss_G4", "loss_IH", "loss_lazy", "theta", "t"):
         assert np.array_equal(a[key], b[key]), key
     assert isinstance(a["theta"], np.ndarray)
@@ -148,8 +148,8 @@ def batches():
         "item-label": TASK.sample(4, "train", generator),
         "token": TokenTask(n_pairs=2, n_tokens=8).sample(4, "train", generator),
         "continuous": ContinuousTask(n_pairs=2, dim=8).sample(4, "train", generator),
-        "mixed": MixedTarget(length=8).sample(4, "train", generator),
-        "discrete": DiscreteMixedTarget(length=8, vocabulary=4).sample(4, "train", generator),
+        "mixed": MixedTarget(8, 0.5, 0.5, "sqrt").sample(4, "train", generator),
+        "discrete": DiscreteMixedTarget(8, 4, 0.5, 4.0).sample(4, "train", generator),
     }
 
 
@@ -211,7 +211,7 @@ def test_clamped_forward_and_backward_stay_on_the_models_device(condition):
 
 @pytest.mark.parametrize("joint", [False, True])
 def test_six_parameter_forward_and_gradient_stay_on_the_device(joint):
-    config = six_parameter.RunConfig(length=8, joint=joint, init_seed=0)
+    config = six_parameter.SixParameterConfig(length=8, joint=joint, init_seed=0)
     theta = six_parameter.initial_parameters([config]).to(META).requires_grad_(True)
     x = torch.randn(16, 8, dtype=torch.float64).to(META)
     with SameDevice():
