@@ -30,7 +30,7 @@ other causal keys of the same query row (A). A softmax ignores what every compet
 shares, and here much is shared: prototypes are non-centred (a common offset), so the raw
 diagonal of B grows with the common mode, not with the match. The raw means (Musat's
 Eqs. 20-22 exactly, ``contrast=False``) are kept as the lens ``musat_raw``; on one-hot
-tokens they equal :func:`ihcore.spine.circuit_weights.progress_measures` (tested).
+tokens they equal :func:`ihcore.spine.circuit_weights.circuit_readouts` (tested).
 
 **Singh's lens** (functional, on the fixed evaluation batch; :func:`functional_measures`):
 

@@ -22,7 +22,7 @@ from ihcore.musat.emergence import THRESHOLDS, emergence_times, in_order
 from ihcore.musat.tasks import TokenTask, token_task_model
 from ihcore.spine import measures
 from ihcore.spine.circuit_weights import (
-    PROGRESS_NAMES, copying_ov, matching_qk, position_qk, progress_measure, stripe_contrast, token_qk,
+    READOUT_NAMES, copying_ov, matching_qk, position_qk, circuit_readout_measure, stripe_contrast, token_qk,
 )
 from ihcore.spine.train import Seeds, train
 
@@ -84,7 +84,7 @@ def run(config: StandardRunConfig, *, device: str | torch.device | None = None, 
     history = train(
         model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
         eval_every=max(1, config.steps // config.n_evals),
-        measures=[measures.loss_and_accuracy(task, ["train"]), progress_measure()],
+        measures=[measures.loss_and_accuracy(task, ["train"]), circuit_readout_measure()],
         eval_batch_size=config.eval_batch_size, seeds=seeds, progress=progress, device=device,
     )
     products = {
@@ -93,12 +93,12 @@ def run(config: StandardRunConfig, *, device: str | torch.device | None = None, 
         "matching": matching_qk(model).detach(),
         "copying": copying_ov(model).detach(),
     }
-    normalised = {name: history[name] / history[name][-1] for name in PROGRESS_NAMES}
+    normalised = {name: history[name] / history[name][-1] for name in READOUT_NAMES}
     steps = history.eval_steps
     return {
         **asdict(config), "eval_steps": steps, "loss": history["loss/train"], "accuracy": history["accuracy/train"],
-        **{name: history[name] for name in PROGRESS_NAMES}, "normalised": normalised,
-        **emergence_times(steps, np.stack([normalised[name] for name in PROGRESS_NAMES], axis=1), names=PROGRESS_NAMES),
+        **{name: history[name] for name in READOUT_NAMES}, "normalised": normalised,
+        **emergence_times(steps, np.stack([normalised[name] for name in READOUT_NAMES], axis=1), names=READOUT_NAMES),
         "products": {name: matrix.numpy() for name, matrix in products.items()},
         "contrasts": {name: stripe_contrast(products[name], offset) for name, offset in PRODUCT_OFFSETS.items()},
     }
@@ -106,7 +106,7 @@ def run(config: StandardRunConfig, *, device: str | torch.device | None = None, 
 
 def order_count(result: dict, thresholds=THRESHOLDS) -> int:
     """At how many of ``thresholds`` the measures emerge in the order gamma3~ < beta2~ < alpha3~."""
-    return sum(in_order(result, c, PROGRESS_NAMES) for c in thresholds)
+    return sum(in_order(result, c, READOUT_NAMES) for c in thresholds)
 
 
 def chapter_config(p) -> StandardRunConfig:

@@ -13,8 +13,8 @@ t_v = token v's embedding (row v of W_E), p_n = position n's (row n of W_pos):
 * :func:`copying_ov` (V, V): ``C[w, u] = (t_u W_V1 W_O1 W_U)[w]``, the logit of w when
   layer 1 attends to token u. Copying: a diagonal.
 
-Progress measures (Musat et al., v2 Eqs. 20-22, known here from a secondary summary), the
-mean of the stripe or diagonal: ``alpha3_tilde = mean_n S_pos[n, n-1]``,
+The circuit read-outs (:func:`circuit_readouts`; Musat et al.'s "progress measures", v2
+Eqs. 20-22, known here from a secondary summary) are the mean of the stripe or diagonal: ``alpha3_tilde = mean_n S_pos[n, n-1]``,
 ``beta2_tilde = mean_v S_match[v, v]``, ``gamma3_tilde = mean_v C[v, v]``. Each is a
 function of the model alone (no data). With several heads, choose the previous-token head
 of layer 0 and the induction head of layer 1 (``prev_head``, ``induction_head``; default 0).
@@ -32,7 +32,7 @@ import torch
 
 from ihcore.spine.transformer import AttentionOnlyTransformer
 
-PROGRESS_NAMES = ("alpha3_tilde", "beta2_tilde", "gamma3_tilde")
+READOUT_NAMES = ("alpha3_tilde", "beta2_tilde", "gamma3_tilde")
 
 
 def _layer(model: AttentionOnlyTransformer, layer: int, head: int):
@@ -97,7 +97,7 @@ def stripe_contrast(matrix: torch.Tensor, offset: int = 0) -> float:
     return float((matrix[stripe].mean() - rest.mean()) / rest.std())
 
 
-def progress_measures(model: AttentionOnlyTransformer, prev_head: int = 0, induction_head: int = 0) -> dict[str, float]:
+def circuit_readouts(model: AttentionOnlyTransformer, prev_head: int = 0, induction_head: int = 0) -> dict[str, float]:
     """alpha3_tilde, beta2_tilde, gamma3_tilde of ``model`` (see the module docstring)."""
     with torch.no_grad():
         return {
@@ -107,10 +107,10 @@ def progress_measures(model: AttentionOnlyTransformer, prev_head: int = 0, induc
         }
 
 
-def progress_measure(prev_head: int = 0, induction_head: int = 0):
-    """Measure for :func:`ihcore.spine.train.train`: the three progress measures (scalars)."""
+def circuit_readout_measure(prev_head: int = 0, induction_head: int = 0):
+    """Measure for :func:`ihcore.spine.train.train`: the three circuit read-outs (scalars)."""
 
     def measure(model, batches) -> dict[str, np.ndarray]:
-        return {name: np.array(value) for name, value in progress_measures(model, prev_head, induction_head).items()}
+        return {name: np.array(value) for name, value in circuit_readouts(model, prev_head, induction_head).items()}
 
     return measure

@@ -11,7 +11,7 @@ from ihcore.across.subcircuit_order import (
     rise_time, run, weight_measures
 )
 from ihcore.singh.subcircuits import singh_model, singh_task
-from ihcore.spine.circuit_weights import copying_ov, matching_qk, position_qk, progress_measures
+from ihcore.spine.circuit_weights import copying_ov, matching_qk, position_qk, circuit_readouts
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 
 TASK = singh_task(n_labels=4, n_classes=6, item_dim=8, prototypes="lowrank", seed=0)
@@ -61,10 +61,10 @@ def test_generalised_forms_equal_the_one_hot_originals():
     assert torch.allclose(copying_ov(m, 1, tokens=eye), copying_ov(m, 1), atol=1e-6)
 
 
-def test_raw_weight_measures_are_musats_progress_measures_on_one_hot_tokens():
+def test_raw_weight_measures_are_the_circuit_readouts_on_one_hot_tokens():
     m, eye = one_hot_model(), torch.eye(6)
     ours = weight_measures(m, eye, eye, prev_head=1, induction_head=0, contrast=False)
-    original = progress_measures(m, prev_head=1, induction_head=0)
+    original = circuit_readouts(m, prev_head=1, induction_head=0)
     assert ours["A"] == pytest.approx(original["alpha3_tilde"], rel=1e-5)
     assert ours["B"] == pytest.approx(original["beta2_tilde"], rel=1e-5)
     assert ours["C"] == pytest.approx(original["gamma3_tilde"], rel=1e-5)

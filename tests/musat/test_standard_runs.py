@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ihcore.musat.standard_runs import PRODUCT_OFFSETS, StandardRunConfig, chapter_config, order_count, run
-from ihcore.spine.circuit_weights import PROGRESS_NAMES
+from ihcore.spine.circuit_weights import READOUT_NAMES
 from ihcore.spine.validation import ParameterError
 
 
@@ -27,7 +27,7 @@ def test_a_short_run_returns_curves_products_and_emergence_steps():
     result = run(config, progress=False)
     assert result["eval_steps"].tolist() == [0, 4, 8, 12, 16, 20]
     assert result["loss"].shape == result["accuracy"].shape == (6,)
-    for name in PROGRESS_NAMES:
+    for name in READOUT_NAMES:
         assert result["normalised"][name][-1] == pytest.approx(1.0)
         assert f"T_{name}@0.5" in result and f"T_{name}@0.1" in result
     assert set(result["products"]) == set(result["contrasts"]) == set(PRODUCT_OFFSETS)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ihcore.spine.circuit_weights import (
-    copying_ov, matching_qk, position_qk, progress_measures, stripe_contrast, token_qk
+    copying_ov, matching_qk, position_qk, circuit_readouts, stripe_contrast, token_qk
 )
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 
@@ -61,11 +61,11 @@ def test_measures_read_the_chosen_heads():
     key = m.W_E[4] @ l0.W_V[1] @ l0.W_O[1] @ l1.W_K[0]
     expected = (m.W_E[4] @ l1.W_Q[0]) @ key / math.sqrt(4)
     assert matching_qk(m, prev_head=1, induction_head=0)[4, 4].item() == pytest.approx(expected.item(), rel=1e-5)
-    assert progress_measures(m, 1, 0)["gamma3_tilde"] != progress_measures(m, 1, 1)["gamma3_tilde"]
+    assert circuit_readouts(m, 1, 0)["gamma3_tilde"] != circuit_readouts(m, 1, 1)["gamma3_tilde"]
 
 
-def test_progress_measures_are_the_means_of_the_stripes():
+def test_circuit_readouts_are_the_means_of_the_stripes():
     m = model()
-    values = progress_measures(m)
+    values = circuit_readouts(m)
     assert values["alpha3_tilde"] == pytest.approx(torch.diagonal(position_qk(m), -1).mean().item(), rel=1e-5)
     assert values["gamma3_tilde"] == pytest.approx(torch.diagonal(copying_ov(m)).mean().item(), rel=1e-5)
