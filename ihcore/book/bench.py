@@ -24,6 +24,7 @@ from ihcore.singh import ClampedRunConfig, SinghSetting
 from ihcore.singh.subcircuits import CONDITIONS
 from ihcore.singh.subcircuits import run as singh_run
 from ihcore.spine.item_label_task import ItemLabelTask
+from ihcore.spine.markdown import markdown_table
 from ihcore.spine.reproducibility import pin_cpu_numerics
 from ihcore.spine.train import train
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
@@ -126,9 +127,7 @@ def main() -> None:
         run_chapter(chapter, {})
         rows.append((f"chapter `{chapter.slug}` at defaults (papermill)", f"{time.perf_counter() - start:.1f} s"))
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}\n")
-    print("| what | time |\n|---|---|")
-    for what, value in rows:
-        print(f"| {what} | {value} |")
+    print(markdown_table(["what", "time"], rows))
 
 
 if __name__ == "__main__":
