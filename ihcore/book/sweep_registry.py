@@ -7,7 +7,6 @@ parameters -> the study's run configurations) with that study's ``run``; the eng
 
 from __future__ import annotations
 
-
 from ihcore.across import context_scaling, subcircuit_order
 from ihcore.book.sweeps import Sweep
 from ihcore.musat import flow_runs, minimal_runs
