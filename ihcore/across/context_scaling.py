@@ -121,9 +121,8 @@ def scaling_config(task: str, n_pairs: int, seed: int = 0, **overrides) -> Scali
     if task == "singh":
         base = {}
     elif task == "musat":
-        standard = StandardRunConfig
-        base = dict(n_heads=1, d_model=standard.d_model, lr=standard.lr, batch_size=standard.batch_size,
-                    n_tokens=standard.n_tokens)
+        base = dict(n_heads=1, d_model=StandardRunConfig.d_model, lr=StandardRunConfig.lr,
+                    batch_size=StandardRunConfig.batch_size, n_tokens=StandardRunConfig.n_tokens)
     else:
         refuse("task", task, f"one of {TASKS}")
     defaults = {"steps": DEFAULT_STEPS[task], "eval_every": DEFAULT_EVAL_EVERY[task], **base}
@@ -221,7 +220,7 @@ def phase_change_at(result: dict, fraction: float) -> int | None:
 def scaling_fit(results: Sequence[dict], level: float = 0.95, fraction: float | None = None) -> dict[str, dict]:
     """Per task: log-log slope of phase-change time against N for each seed, their mean and t interval.
 
-    ``results``: dicts of :func:`run_one` (several tasks, N and seeds). ``fraction`` other than
+    ``results``: dicts of :func:`run` (several tasks, N and seeds). ``fraction`` other than
     None recomputes the times under ``fraction`` · ln N from the stored curves. Per task the
     value is a dict: ``n_values`` (sorted N), ``seeds``, ``times`` {seed: [time or None per N]},
     ``per_seed_slopes`` {seed: slope} for the seeds with at least two uncensored N,

@@ -6,7 +6,7 @@ minimal model, and as a published summary of the paper's v2 (Fig. 8) states it f
 standard transformer. In Singh et al. 2024's vocabulary (the subcircuits of their clamping
 experiments, Fig. 5b) these are subcircuits C (the induction head's OV copies the
 label), B (its QK match) and A (a layer-0 head attends to the previous token and copies
-it). One run (:func:`run_one`) trains the standard 2-layer, 8-head attention-only model
+it). One run (:func:`run`) trains the standard 2-layer, 8-head attention-only model
 on Singh's few-shot task (``x1 y1 x2 y2 xq``), keeps a checkpoint at every evaluation,
 picks that seed's own heads from its final model (strongest layer-0 previous-token head,
 strongest layer-1 induction head) and then reads a curve per subcircuit off every

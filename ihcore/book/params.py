@@ -1,7 +1,8 @@
 """Chapter parameters: each has a type and a valid range, checked before any work.
 
 A chapter's notebook keeps raw knobs in its ``parameters`` cell (papermill injects new
-values after it); its next cell calls :meth:`ParameterSpec.validate` on ``globals()``.
+values after it); its next cell calls :func:`ihcore.book.notebook.start_chapter`, which runs
+:meth:`ParameterSpec.validate` on ``globals()``.
 The command line parses ``-p NAME VALUE`` strings with :meth:`ParameterSpec.parse`, so a
 bad value fails before a kernel starts.
 """

@@ -122,7 +122,7 @@ def test_scaling_fit_drops_seeds_with_fewer_than_two_crossings():
     assert fit["mean"] == pytest.approx(1.0) and math.isnan(fit["low"])  # one seed: no interval
 
 
-def test_run_one_returns_a_json_friendly_curve_and_phase_change():
+def test_a_run_returns_a_json_friendly_curve_and_phase_change():
     config = cs.scaling_config("musat", 2, steps=20, eval_every=10, eval_batch_size=32)
     result = cs.run(config)
     assert list(result["eval_steps"]) == [0, 10, 20]

@@ -154,7 +154,7 @@ def batches():
 
 
 @pytest.mark.parametrize("kind", list(batches()))
-def test_batch_to_moves_every_tensor(kind):
+def test_moving_a_batch_moves_every_tensor(kind):
     batch = batches()[kind]
     moved = batch.to(META)
     fields = vars(moved)
