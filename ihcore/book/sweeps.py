@@ -177,17 +177,20 @@ def prepared_path(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | No
             / f"{sweep.chapter}-{sweep.prepare.__name__}-{digest(_chapter_values(sweep, p))}.json")
 
 
-def prepared(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, compute: bool = True) -> dict | None:
+def prepared(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, compute: bool = True,
+             known: dict | None = None) -> dict | None:
     """``sweep.prepare(p)``, computed once and stored (None for a sweep without ``prepare``,
-    or when it is not stored yet and ``compute`` is False)."""
+    or when it is not stored yet and ``compute`` is False). ``known``: the value of
+    ``sweep.prepare(p)`` the caller already has (a chapter that trained the same baseline),
+    stored instead of computed; a value already stored wins, so every shard uses one."""
     if sweep.prepare is None:
         return None
     path = prepared_path(sweep, p, results_dir)
     if path.exists():
         return decode(json.loads(path.read_text())["prepared"])
-    if not compute:
+    if known is None and not compute:
         return None
-    value = sweep.prepare(p)
+    value = sweep.prepare(p) if known is None else known
     if path.exists():  # a shard started at the same time stored it first: every shard uses that one
         return decode(json.loads(path.read_text())["prepared"])
     write_json_atomic(path, {"parameters": encode(_chapter_values(sweep, p)), "prepared": encode(value)})
@@ -208,17 +211,18 @@ def _load(path: Path) -> dict:
 
 def run_sweep(
     sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, shard: tuple[int, int] = (0, 1),
-    progress: bool | None = None,
+    progress: bool | None = None, preparation: dict | None = None,
 ) -> list[dict]:
     """Run the configurations of shard ``i`` of ``n`` (configuration k is in shard k mod n)
-    that have no result file yet, writing each result as it finishes.
+    that have no result file yet, writing each result as it finishes. ``preparation``: a
+    known value of ``sweep.prepare(p)`` (see :func:`prepared`).
 
     Returns the shard's results in configuration order (finished ones read from their files).
     """
     index, count = shard
     if not (count >= 1 and 0 <= index < count):
         raise ValueError(f"shard {index}/{count} is invalid: expected i/n with n >= 1 and 0 <= i < n")
-    configs = sweep.configs(p, prepared(sweep, p, results_dir))
+    configs = sweep.configs(p, prepared(sweep, p, results_dir, known=preparation))
     mine = [(sweep.key(config), config) for k, config in enumerate(configs) if k % count == index]
     directory = sweep_dir(sweep, results_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -231,15 +235,18 @@ def run_sweep(
     return [_load(directory / f"{key}.json")["result"] for key, _ in mine]
 
 
-def run_or_load(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str = "", progress: bool | None = None) -> list[dict]:
+def run_or_load(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str = "", progress: bool | None = None,
+                preparation: dict | None = None) -> list[dict]:
     """Every result of ``sweep`` at ``p``, in configuration order: computed in memory when
     ``results_dir`` is empty, else through :func:`run_sweep`'s result files there (finished runs,
     e.g. from shards run elsewhere, are read, not recomputed). A relative ``results_dir`` is
     taken from the repository root (a chapter's kernel runs elsewhere), so ``results`` is the
-    folder ``python -m ihcore sweep`` fills by default. A chapter's way to run its sweeps."""
+    folder ``python -m ihcore sweep`` fills by default. ``preparation``: the value of
+    ``sweep.prepare(p)`` when the chapter already has it, so it is not computed again.
+    A chapter's way to run its sweeps."""
     if results_dir:
-        return run_sweep(sweep, p, BOOK_ROOT / results_dir, progress=progress)
-    configs = sweep.configs(p)
+        return run_sweep(sweep, p, BOOK_ROOT / results_dir, progress=progress, preparation=preparation)
+    configs = sweep.configs(p, preparation)
     return [sweep.run(config, progress=False) for config in tqdm(configs, desc=sweep.name, unit="run", disable=not progress_enabled(progress))]
 
 

@@ -360,3 +360,30 @@ def test_a_musat_run_through_the_registry_equals_a_direct_run(name, tmp_path):
     (through_files,) = sweeps.run_sweep(sweep, p, tmp_path, shard=(0, len(sweep.configs(p))), progress=False)
     in_memory = sweeps.run_or_load(sweep, p, "", progress=False)[0]
     assert sweeps.canonical(direct) == sweeps.canonical(through_files) == sweeps.canonical(in_memory)
+
+
+def preparing_sweep(prepare_calls: list) -> Sweep:
+    """A sweep whose configurations depend on a prepared value (as Singh's depend on the baseline's heads)."""
+    def prepare(p):
+        prepare_calls.append(p.seed)
+        return {"head": 3}
+
+    def build(p, prepared):
+        return [{"i": i, "head": prepared["head"]} for i in range(2)]
+
+    def run(config, progress=False):
+        return {"i": config["i"], "head": config["head"]}
+
+    return Sweep("test-preparing", "from-scratch", "test only", build, run, key_fields=("i",), prepare=prepare)
+
+
+def test_a_known_preparation_is_used_instead_of_computed_in_memory_and_through_files(tmp_path):
+    calls = []
+    sweep = preparing_sweep(calls)
+    p = sweep.parameters()
+    assert sweeps.run_or_load(sweep, p, preparation={"head": 3}) == sweeps.run_or_load(sweep, p)
+    assert calls == [0]  # only the run without a known preparation computed it
+    assert sweeps.run_or_load(sweep, p, tmp_path, preparation={"head": 5}) == [{"i": 0, "head": 5}, {"i": 1, "head": 5}]
+    assert calls == [0]
+    assert sweeps.prepared(sweep, p, tmp_path, compute=False) == {"head": 5}  # stored for every later shard
+    assert sweeps.run_or_load(sweep, p, tmp_path, preparation={"head": 7})[0]["head"] == 5  # the stored value wins
