@@ -119,6 +119,11 @@ class Sweep:
     (a study's ``run``) returns one result dict. ``key_fields``: configuration fields shown in result file names.
     ``prepare(p)``: what the configurations depend on beyond ``p`` (a small JSON dict);
     ``prepare_example`` stands in for it when only the number of runs is wanted.
+    ``run_many(configs, progress=False)``: the study's batched run (e.g. the seeds of one
+    setting trained as one ensemble, :func:`ihcore.spine.train.train_members`), returning
+    one result per configuration, each equal to what ``run`` returns for it (to float
+    rounding); given, the engine runs up to ``chunk`` configurations per call, and each
+    chunk's results are written when it finishes.
     """
 
     name: str
@@ -129,6 +134,17 @@ class Sweep:
     key_fields: tuple[str, ...] = ()
     prepare: Callable[[SimpleNamespace], dict] | None = None
     prepare_example: dict = field(default_factory=dict)
+    run_many: Callable[..., list[dict]] | None = None
+    chunk: int = 10
+
+    def run_all(self, configs: list, progress: bool | None = None) -> list[dict]:
+        """Results of ``configs`` in order: ``run_many`` in chunks when the sweep has it, else ``run`` one by one."""
+        if self.run_many is None:
+            return [self.run(c, progress=False) for c in tqdm(configs, desc=self.name, unit="run",
+                                                               disable=not progress_enabled(progress))]
+        chunks = [configs[k:k + self.chunk] for k in range(0, len(configs), self.chunk)]
+        bar = tqdm(chunks, desc=f"{self.name} ({self.chunk} runs a batch)", disable=not progress_enabled(progress))
+        return [result for chunk in bar for result in self.run_many(chunk, progress=False)]
 
     def parameters(self, overrides: dict | None = None) -> SimpleNamespace:
         """The chapter's parameters: defaults with ``overrides`` (typed values), validated."""
@@ -228,10 +244,14 @@ def run_sweep(
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(directory, {key for key, _ in mine})
     todo = [(key, config) for key, config in mine if not (directory / f"{key}.json").exists()]
-    bar = tqdm(todo, desc=f"{sweep.name} {index}/{count}", unit="run", disable=not progress_enabled(progress))
-    for key, config in bar:
-        result = sweep.run(config, progress=False)  # the sweep's bar replaces the run's
-        write_json_atomic(directory / f"{key}.json", {"config": encode(config), "result": encode(result)})
+    step = sweep.chunk if sweep.run_many is not None else 1
+    chunks = [todo[k:k + step] for k in range(0, len(todo), step)]
+    bar = tqdm(chunks, desc=f"{sweep.name} {index}/{count}", unit=f"×{step} runs" if step > 1 else "run",
+               disable=not progress_enabled(progress))
+    for chunk in bar:  # the sweep's bar replaces the runs'
+        results = sweep.run_all([config for _, config in chunk], progress=False)
+        for (key, config), result in zip(chunk, results):
+            write_json_atomic(directory / f"{key}.json", {"config": encode(config), "result": encode(result)})
     return [_load(directory / f"{key}.json")["result"] for key, _ in mine]
 
 
@@ -246,8 +266,7 @@ def run_or_load(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str = "", 
     A chapter's way to run its sweeps."""
     if results_dir:
         return run_sweep(sweep, p, BOOK_ROOT / results_dir, progress=progress, preparation=preparation)
-    configs = sweep.configs(p, preparation)
-    return [sweep.run(config, progress=False) for config in tqdm(configs, desc=sweep.name, unit="run", disable=not progress_enabled(progress))]
+    return sweep.run_all(sweep.configs(p, preparation), progress=progress)
 
 
 def parameter_flags(sweep: Sweep, p: SimpleNamespace) -> str:

@@ -1,9 +1,25 @@
 """The claims ledger: each claim a chapter checks, its measured value and its verdict.
 
 A chapter states its claims *before* it runs anything (:meth:`ClaimsLedger.expect`: the
-claim as quoted from its source, and the acceptance rule), then records the measured
-values (:meth:`ClaimsLedger.measure`). The verdict is computed from the rule, never
-typed. :meth:`ClaimsLedger.write` saves ``<claims dir>/<chapter>.json`` atomically, and
+claim as quoted from its source, its kind, and the acceptance rule), then records the
+measured values (:meth:`ClaimsLedger.measure`). The verdict is computed from the rule,
+never typed.
+
+**Kinds** (:data:`KINDS`): a *reproduction* of a paper's empirical statement; a *check* of a
+derivation or a hand construction (true by design if the code is right, still worth
+running); a test *beyond* the paper (reviewers' doubts, cross-paper questions).
+
+**Claims over seeds.** A claim on trained models is measured once per seed (``measure(id,
+[v_1, ..., v_S])``). Its estimate is the median over seeds, and its interval the
+distribution-free confidence interval for the median from order statistics,
+``[v_(k), v_(S+1-k)]`` with the largest k whose coverage ``1 - 2 P(Bin(S, 1/2) <= k - 1)`` is
+at least 95%; below 6 seeds no k reaches 95% and the interval is the range (93.75% at 5
+seeds, 87.5% at 4). The coverage is recorded with the interval. The verdict judges the
+interval, not one seed: every value in it accepted by the rule -> "reproduced"; every
+value in the wider ``partly`` rule but none in the rule -> "partly"; none accepted by
+either -> "not reproduced"; otherwise the interval straddles a threshold -> "undecided"
+(at S seeds: more seeds may decide it). A claim measured by one number (a closed form, a
+construction, a deterministic flow) is judged on that number. :meth:`ClaimsLedger.write` saves ``<claims dir>/<chapter>.json`` atomically, and
 the book's introduction tabulates every chapter's file (:func:`claims_markdown`).
 
 The claims directory is ``$IHCORE_CLAIMS_DIR`` if set, else ``../data/claims`` relative to
@@ -15,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from statistics import median
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -22,7 +39,12 @@ from pathlib import Path
 
 from ihcore.spine.markdown import markdown_table
 
-VERDICTS = ("reproduced", "partly", "not reproduced")
+VERDICTS = ("reproduced", "partly", "undecided", "not reproduced")
+KINDS = ("reproduction", "check", "beyond")
+KIND_NAMES = {"reproduction": "reproductions of a paper's empirical statement",
+              "check": "checks of a derivation or construction", "beyond": "tests beyond the papers"}
+MIN_SEEDS = 5  # a claim on trained models uses at least this many seeds at a chapter's defaults
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,14 @@ class Rule:
         if math.isnan(value):
             return False
         return (self.lower is None or value >= self.lower) and (self.upper is None or value <= self.upper)
+
+    def contains(self, lower: float, upper: float) -> bool:
+        """Whether every value in [lower, upper] is accepted."""
+        return self.accepts(lower) and self.accepts(upper)
+
+    def meets(self, lower: float, upper: float) -> bool:
+        """Whether some value in [lower, upper] is accepted."""
+        return (self.upper is None or lower <= self.upper) and (self.lower is None or upper >= self.lower)
 
     def describe(self) -> str:
         if self.lower is not None and self.upper is not None:
@@ -59,6 +89,33 @@ def between(lower: float, upper: float) -> Rule:
     return Rule(lower=lower, upper=upper)
 
 
+def median_interval(values) -> tuple[float, float, float]:
+    """``(lower, upper, coverage)``: the order-statistic confidence interval for the median of
+    ``values`` (see the module docstring; the widest-coverage one, the range, below 6 values)."""
+    ordered = sorted(float(v) for v in values)
+    n = len(ordered)
+    def coverage(k: int) -> float:
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+    k = 1
+    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= CONFIDENCE:
+        k += 1
+    return ordered[k - 1], ordered[n - k], coverage(k)
+
+
+def estimate_text(median: float, lower: float | None = None, upper: float | None = None) -> str:
+    """``median`` at the precision its interval supports: rounded to the leading digit of the
+    interval's width (3 significant digits when there is no interval or it has width 0), so
+    that what is printed does not hang on one seed's rounding. ``"inf"`` for infinite values."""
+    if not math.isfinite(median):
+        return str(median)
+    width = (upper - lower) if lower is not None and upper is not None else 0.0
+    if not (math.isfinite(width) and width > 0):
+        return f"{median:.3g}"
+    decimals = -math.floor(math.log10(width))
+    value = round(median, decimals)
+    return f"{value:.{max(decimals, 0)}f}" if value != 0 else "0"
+
+
 @dataclass(frozen=True)
 class Claim:
     """One checked claim.
@@ -69,6 +126,11 @@ class Claim:
     derivation), as each chapter's provenance table explains. rule and partly describe the acceptance
     intervals; verdict is computed from them. figure is the book-wide label of the figure
     behind the verdict, prefixed by the chapter's slug (``from-scratch-phase-change``).
+    kind: one of :data:`KINDS`. measured: the value judged (the median over seeds for a
+    claim over seeds). per_seed: the per-seed values (None for a single measurement);
+    interval: ``[lower, upper]`` of the median's confidence interval and coverage its
+    coverage (None without seeds). seeds_note: why a claim on a trained model has fewer
+    than :data:`MIN_SEEDS` seeds (or none), when it does.
     """
 
     id: str
@@ -82,6 +144,31 @@ class Claim:
     measured: float
     verdict: str
     figure: str
+    kind: str
+    per_seed: list[float] | None = None
+    interval: list[float] | None = None
+    coverage: float | None = None
+    seeds_note: str = ""
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.per_seed) if self.per_seed is not None else 0
+
+    def estimate(self) -> str:
+        """The measured value at the precision its interval supports (see :func:`estimate_text`)."""
+        return estimate_text(self.measured, *(self.interval or (None, None)))
+
+    def interval_text(self) -> str:
+        """``"0.17 [0.12, 0.25], 5 seeds, 93.8% CI"``, or the single value."""
+        if self.interval is None:
+            return f"{self.measured:.3g}"
+        lower, upper = self.interval
+        return f"{self.measured:.3g} [{lower:.3g}, {upper:.3g}], {self.n_seeds} seeds, {100 * self.coverage:.1f}% CI"
+
+    def summary(self) -> str:
+        """One line stable across machines: id, verdict, and the estimate at its supported precision."""
+        over = f" over {self.n_seeds} seeds" if self.per_seed is not None else ""
+        return f"{self.id} ({self.kind}): {self.verdict} — {self.quantity} ≈ {self.estimate()}{over} (rule {self.rule})"
 
 
 class ClaimsLedger:
@@ -103,45 +190,76 @@ class ClaimsLedger:
         statement: str,
         quantity: str,
         rule: Rule,
+        kind: str,
         partly: Rule | None = None,
         figure: str = "",
+        seeds_note: str = "",
     ) -> None:
-        """Declare a claim and its acceptance rule before any measurement.
+        """Declare a claim, its kind and its acceptance rule before any measurement.
 
         ``quantity`` says what is measured, e.g. "held-out-class accuracy after
-        training". ``partly`` is an optional wider interval that earns "partly".
+        training". ``kind`` is one of :data:`KINDS`. ``partly`` is an optional wider
+        interval that earns "partly". ``seeds_note`` says why a claim on trained models is
+        measured with fewer than :data:`MIN_SEEDS` seeds, or without seeds (e.g. "gradient
+        flow from zero initialisation on the population loss: no randomness").
         """
         if claim_id in self._expected:
             raise ValueError(f"claim {claim_id!r} declared twice")
         if provenance not in self.PROVENANCES:
             raise ValueError(f"provenance must be one of {self.PROVENANCES}, got {provenance!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self._expected[claim_id] = dict(
             source=source, provenance=provenance, statement=statement, quantity=quantity,
-            rule=rule, partly=partly, figure=figure,
+            rule=rule, partly=partly, figure=figure, kind=kind, seeds_note=seeds_note,
         )
 
-    def measure(self, claim_id: str, value: float) -> Claim:
-        """Record the measured value of a declared claim; returns the claim with its verdict."""
+    def measure(self, claim_id: str, value) -> Claim:
+        """Record the measured value of a declared claim: one number, or one per seed (a
+        sequence, judged on its median's interval); returns the claim with its verdict.
+
+        Per-seed values must not be NaN (a run that never reached a level is ``inf``, not
+        NaN); fewer than :data:`MIN_SEEDS` of them need the claim's ``seeds_note``.
+        """
         if claim_id not in self._expected:
             raise KeyError(f"claim {claim_id!r} was not declared with expect() before measuring")
         if claim_id in self._measured:
             raise ValueError(f"claim {claim_id!r} already measured")
-        self._measured[claim_id] = float(value)
+        if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
+            values = [float(v) for v in value]
+            if any(math.isnan(v) for v in values):
+                raise ValueError(f"claim {claim_id!r}: a per-seed value is NaN: {values}")
+            if len(values) < MIN_SEEDS and not self._expected[claim_id]["seeds_note"]:
+                raise ValueError(f"claim {claim_id!r} has {len(values)} seeds, fewer than {MIN_SEEDS}, "
+                                 "and no seeds_note saying why")
+            self._measured[claim_id] = values
+        else:
+            self._measured[claim_id] = float(value)
         return self.claim(claim_id)
 
     def claim(self, claim_id: str) -> Claim:
         spec, value = self._expected[claim_id], self._measured[claim_id]
-        if spec["rule"].accepts(value):
+        rule, partly = spec["rule"], spec["partly"]
+        if isinstance(value, list):
+            lower, upper, coverage = median_interval(value)
+            measured, per_seed, interval = float(median(value)), value, [lower, upper]
+        else:
+            lower = upper = measured = value
+            per_seed = interval = coverage = None
+        if math.isnan(measured) or not (rule.meets(lower, upper) or (partly and partly.meets(lower, upper))):
+            verdict = "not reproduced"
+        elif rule.contains(lower, upper):
             verdict = "reproduced"
-        elif spec["partly"] is not None and spec["partly"].accepts(value):
+        elif partly is not None and partly.contains(lower, upper) and not rule.meets(lower, upper):
             verdict = "partly"
         else:
-            verdict = "not reproduced"
+            verdict = "undecided"
         return Claim(
             id=claim_id, chapter=self.chapter, source=spec["source"], provenance=spec["provenance"],
-            statement=spec["statement"], quantity=spec["quantity"], rule=spec["rule"].describe(),
-            partly=spec["partly"].describe() if spec["partly"] else None,
-            measured=value, verdict=verdict, figure=spec["figure"],
+            statement=spec["statement"], quantity=spec["quantity"], rule=rule.describe(),
+            partly=partly.describe() if partly else None, measured=measured, verdict=verdict,
+            figure=spec["figure"], kind=spec["kind"], per_seed=per_seed, interval=interval,
+            coverage=coverage, seeds_note=spec["seeds_note"],
         )
 
     def plan_markdown(self) -> str:
@@ -149,8 +267,9 @@ class ClaimsLedger:
         rows = []
         for claim_id, spec in self._expected.items():
             rule = spec["rule"].describe() + (f" (partly: {spec['partly'].describe()})" if spec["partly"] else "")
-            rows.append([claim_id, f"{spec['source']} ({spec['provenance']})", spec["statement"], spec["quantity"], rule])
-        return markdown_table(["claim", "source", "statement checked", "measured quantity", "rule"], rows)
+            rows.append([claim_id, spec["kind"], f"{spec['source']} ({spec['provenance']})", spec["statement"],
+                         spec["quantity"], rule])
+        return markdown_table(["claim", "kind", "source", "statement checked", "measured quantity", "rule"], rows)
 
     def claims(self) -> list[Claim]:
         missing = sorted(set(self._expected) - set(self._measured))
@@ -203,13 +322,65 @@ def load_claims(directory: Path | str | None = None) -> list[Claim]:
 
 
 def verdict_counts(claims: list[Claim]) -> str:
-    """``"n claims: a reproduced, b partly, c not reproduced"``."""
+    """``"n claims: a reproduced, b partly, c undecided, d not reproduced"``."""
     counts = ", ".join(f"{sum(c.verdict == verdict for c in claims)} {verdict}" for verdict in VERDICTS)
     return f"{len(claims)} claim{'s' if len(claims) != 1 else ''}: {counts}"
 
 
+def kind_counts(claims: list[Claim]) -> str:
+    """The verdict counts of each kind apart, one line per kind (so "reproduced" among
+    reproductions counts empirical reproductions only)."""
+    lines = []
+    for kind in KINDS:
+        own = [c for c in claims if c.kind == kind]
+        if own:
+            lines.append(f"- {KIND_NAMES[kind]}: {verdict_counts(own)}")
+    return "\n".join(lines)
+
+
+def kind_table(claims: list[Claim]) -> str:
+    """A Markdown table of claim counts: one row per kind, one column per verdict, and totals."""
+    rows = [[KIND_NAMES[kind], *(sum(c.kind == kind and c.verdict == v for c in claims) for v in VERDICTS),
+             sum(c.kind == kind for c in claims)] for kind in KINDS]
+    rows.append(["all", *(sum(c.verdict == v for c in claims) for v in VERDICTS), len(claims)])
+    return markdown_table(["kind", *VERDICTS, "total"], rows)
+
+
+def disagreements(fresh_dir: Path | str, committed_dir: Path | str) -> list[str]:
+    """What a re-execution changed against the committed ledgers: one line per disagreement.
+
+    For each chapter ledger in ``fresh_dir`` whose parameters equal the committed ledger's
+    (others are not comparable and are skipped), every claim must keep its verdict, and a
+    claim over seeds its median inside the committed interval; a claim measured once must
+    keep its value to 1% (or 1e-6 absolute), since it may be computed differently on
+    another CPU. Empty when everything agrees.
+    """
+    problems = []
+    for path in sorted(Path(fresh_dir).glob("*.json")):
+        committed_path = Path(committed_dir) / path.name
+        if not committed_path.exists():
+            continue
+        fresh, committed = (json.loads(f.read_text(encoding="utf-8")) for f in (path, committed_path))
+        comparable = {k: v for k, v in fresh["parameters"].items() if k != "results_dir"}
+        if comparable != {k: v for k, v in committed["parameters"].items() if k != "results_dir"}:
+            continue
+        before = {c["id"]: Claim(**c) for c in committed["claims"]}
+        for claim in (Claim(**c) for c in fresh["claims"]):
+            old = before.get(claim.id)
+            where = f"{fresh['chapter']}/{claim.id}"
+            if old is None:
+                problems.append(f"{where}: not in the committed ledger")
+            elif claim.verdict != old.verdict:
+                problems.append(f"{where}: verdict {claim.verdict!r}, committed {old.verdict!r}")
+            elif old.interval is not None and not old.interval[0] <= claim.measured <= old.interval[1]:
+                problems.append(f"{where}: median {claim.measured:.4g} outside the committed interval {old.interval}")
+            elif old.interval is None and not math.isclose(claim.measured, old.measured, rel_tol=1e-2, abs_tol=1e-6):
+                problems.append(f"{where}: value {claim.measured:.6g}, committed {old.measured:.6g}")
+    return problems
+
+
 def claims_markdown(claims: list[Claim], chapter_names: Mapping[str, str] | None = None) -> str:
-    """The claims as Markdown: a summary line of verdict counts, then one table per chapter.
+    """The claims as Markdown: a table of counts by kind and verdict, then one table per chapter.
 
     Each chapter's table starts with its own counts and has three columns (the claim: its
     id, the statement checked and its source; the measured value against the rule; the
@@ -222,15 +393,15 @@ def claims_markdown(claims: list[Claim], chapter_names: Mapping[str, str] | None
     names = dict(chapter_names or {})
     chapters = [slug for slug in names if any(c.chapter == slug for c in claims)]
     chapters += [slug for slug in dict.fromkeys(c.chapter for c in claims) if slug not in chapters]
-    sections = [f"{verdict_counts(claims)}."]
+    sections = [f"{verdict_counts(claims)}.", kind_table(claims)]
     for slug in chapters:
         own = [c for c in claims if c.chapter == slug]
         rows = []
         for c in own:
             # A MyST cross-reference: rendered as a link in the book, unresolved ones fail the build.
             verdict = f"**{c.verdict}**" + (f" ({{ref}}`figure <{c.figure}>`)" if c.figure else "")
-            statement = f"`{c.id}`: {c.statement} *({c.source}; {c.provenance})*"
-            measured = f"{c.quantity}: **{c.measured:.3g}** (rule {c.rule})"
+            statement = f"`{c.id}` ({c.kind}): {c.statement} *({c.source}; {c.provenance})*"
+            measured = f"{c.quantity}: **{c.interval_text()}** (rule {c.rule})"
             rows.append([statement, measured, verdict])
         table = markdown_table(["claim checked", "measured", "verdict"], rows)
         sections.append(f"**{names.get(slug, slug)}**: {verdict_counts(own)}.\n\n" + table)

@@ -1,11 +1,27 @@
-"""One training loop for every study: sample a batch, step, evaluate every k steps.
+"""One training loop for every study: sample a batch, step, evaluate every k steps; seeds batched.
 
 Randomness is split three ways (as in the Singh et al. code): the model's initialisation
 is seeded by the model's constructor, the training batches by ``Seeds.data`` and the
 fixed evaluation batches by ``Seeds.eval``, so changing one never changes the others.
 Same seeds and the same thread count give bit-identical results on one machine.
 
-Devices: the model is moved to ``device`` (:func:`ihcore.spine.devices.pick`: None is the
+**Seeds as a batch dimension.** :func:`train_members` trains S independent models (an
+ensemble: one :class:`Member` each, with its own initialisation, task, seeds, measures and
+hooks) in one batched computation: the members' parameters are stacked along a leading
+axis (``torch.func.stack_module_state``) and one forward and backward pass over all of
+them is ``torch.func.vmap`` of ``functional_call`` on the first member's module. The loss
+is the sum of the members' losses, so member i's gradient is its own loss's; Adam and SGD
+update every entry on its own, so member i's trajectory is the one it would follow alone
+(to float rounding: a batched matrix product may round differently from a single one).
+Inside the vmapped call every hook point sees one member's activations, with that
+member's shapes, so hooks, clamps and ablations are written once, for one model. Members
+whose hooks differ (a clamp built for one member's model or choices) cannot share one
+vmapped call: members are grouped by their hooks object (members with none form one group)
+and each group is one batched computation. Measures run on each member's own module, with
+that member's weights copied in, so a member's measurements never see another member.
+:func:`train` is the one-member case.
+
+Devices: the models are moved to ``device`` (:func:`ihcore.spine.devices.pick`: None is the
 current device); batches are still drawn on the CPU from the CPU generators, so the data
 are the same on every device, then moved. Checkpoints are kept on the CPU.
 """
@@ -13,6 +29,7 @@ are the same on every device, then moved. Checkpoints are kept on the CPU.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -20,10 +37,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
 from ihcore.spine import devices
 from ihcore.spine.measures import Measure
+
+HookFactory = Callable[[object], Mapping]
 
 
 @dataclass(frozen=True)
@@ -36,8 +56,24 @@ class Seeds:
 
     @classmethod
     def from_base(cls, seed: int) -> Seeds:
-        """Three distinct seeds derived from one chapter-level ``seed``."""
-        return cls(init=seed, data=seed + 10_000, eval=seed + 20_000)
+        """Three seeds derived from one chapter-level ``seed`` (an integer >= 0).
+
+        ``init`` is ``seed`` itself (a chapter's seed 0 is the model drawn from seed 0);
+        ``data`` and ``eval`` are drawn from ``numpy.random.SeedSequence(seed)``, so they
+        never coincide with any base's ``init`` range of small integers, nor with another
+        base's data or evaluation seeds (64-bit draws).
+        """
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        data, evaluation = (int(s) for s in np.random.SeedSequence(seed).generate_state(2, dtype=np.uint64) >> 1)
+        return cls(init=seed, data=data, eval=evaluation)
+
+
+def ensemble_seeds(base: int, n_seeds: int) -> list[Seeds]:
+    """Seeds of an ensemble of ``n_seeds`` members: member i has ``Seeds.from_base(base + i)``."""
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
+    return [Seeds.from_base(base + i) for i in range(n_seeds)]
 
 
 @dataclass
@@ -59,6 +95,18 @@ class History:
         return self.values[name]
 
 
+@dataclass
+class Member:
+    """One model of an ensemble: its module (initialised by its own seed), task, seeds,
+    measures and training hooks (see :func:`train`)."""
+
+    model: torch.nn.Module
+    task: object
+    seeds: Seeds = Seeds()
+    measures: Sequence[Measure] = ()
+    hooks: HookFactory | None = None
+
+
 def progress_enabled(progress: bool | None) -> bool:
     """Resolve a ``progress`` flag: None means on, except under CI or IHCORE_PROGRESS=0."""
     if progress is not None:
@@ -70,76 +118,142 @@ def train(
     model: torch.nn.Module,
     task,
     *,
+    seeds: Seeds = Seeds(),
+    measures: Sequence[Measure] = (),
+    hooks: HookFactory | None = None,
+    **settings,
+) -> History:
+    """Train ``model`` on batches from ``task.sample`` with loss ``task.loss``.
+
+    ``hooks``, a function of the training batch returning hook functions by hook-point
+    name (e.g. an :class:`ihcore.spine.clamps.Clamp`), is attached to the model for each
+    training forward pass; measures that should see it take it themselves. The model's own
+    seed (``Seeds.init``) is given to its constructor, before training. ``settings`` are
+    those of :func:`train_members`. The one-member case of :func:`train_members`.
+    """
+    return train_members([Member(model, task, seeds, measures, hooks)], **settings)[0]
+
+
+def train_members(
+    members: Sequence[Member],
+    *,
     steps: int,
     lr: float,
     batch_size: int,
     eval_every: int,
-    measures: Sequence[Measure] = (),
     eval_splits: Sequence[str] = ("train",),
     eval_batch_size: int = 512,
-    seeds: Seeds = Seeds(),
     optimizer: str = "adam",
     checkpoint_steps: Sequence[int] = (),
     threads: int = 1,
     progress: bool | None = None,
-    hooks: Callable[[object], Mapping] | None = None,
     device: str | torch.device | None = None,
-) -> History:
-    """Train ``model`` on batches from ``task.sample`` with loss ``task.loss``.
+) -> list[History]:
+    """Train every member for ``steps`` steps in one batched computation; one History per member.
 
-    The measures run on fixed evaluation batches (one per split in ``eval_splits``) at
-    step 0, every ``eval_every`` steps and after the last step. Checkpoints are taken at
-    the listed steps (0 = the initialisation). ``threads`` sets torch's thread count for
-    the process (results are bit-identical only at a fixed thread count). The model's own
-    seed (``Seeds.init``) is given to its constructor, before training. ``hooks``, a
-    function of the training batch returning hook functions by hook-point name (e.g. an
-    :class:`ihcore.spine.clamps.Clamp`), is attached to the model for each training forward
-    pass; measures that should see it take it themselves. ``device`` (None: the current
-    device, :func:`ihcore.spine.devices.current`) is where the model (moved there, and left there)
-    and the batches live; measures get their batches on it.
+    The measures run on fixed evaluation batches (one per split in ``eval_splits``, drawn
+    from the member's ``Seeds.eval``) at step 0, every ``eval_every`` steps and after the
+    last step. Checkpoints are taken at the listed steps (0 = the initialisation).
+    ``threads`` sets torch's thread count for the process (results are bit-identical only
+    at a fixed thread count). ``device`` (None: the current device,
+    :func:`ihcore.spine.devices.current`) is where the models (moved there, and left there,
+    trained) and the batches live; measures get their batches on it.
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    if not members:
+        raise ValueError("train_members needs at least one member")
     torch.set_num_threads(threads)
     device = devices.pick(device)
-    model.to(device)
-    data = torch.Generator().manual_seed(seeds.data)
-    evaluation = torch.Generator().manual_seed(seeds.eval)
-    eval_batches = {split: devices.move(task.sample(eval_batch_size, split, evaluation), device) for split in eval_splits}
-    optimiser_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    optimiser = optimiser_class(model.parameters(), lr=lr)
-
+    for member in members:
+        member.model.to(device)
+    groups = [_Group(group, lr, optimizer) for group in _groups(members)]
+    data = [torch.Generator().manual_seed(m.seeds.data) for m in members]
+    evaluation = [torch.Generator().manual_seed(m.seeds.eval) for m in members]
+    eval_batches = [{split: devices.move(m.task.sample(eval_batch_size, split, gen), device) for split in eval_splits}
+                    for m, gen in zip(members, evaluation)]
     eval_steps: list[int] = []
-    records: list[dict[str, np.ndarray]] = []
-    checkpoints: dict[int, dict[str, torch.Tensor]] = {}
-    train_loss = np.empty(steps)
-
-    def evaluate(step: int) -> None:
-        model.eval()
-        eval_steps.append(step)
-        records.append({k: np.asarray(v) for m in measures for k, v in m(model, eval_batches).items()})
-        model.train()
+    records: list[list[dict[str, np.ndarray]]] = [[] for _ in members]
+    checkpoints: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in members]
+    train_loss = np.empty((len(members), steps))
 
     for step in tqdm(range(steps + 1), disable=not progress_enabled(progress), desc="training"):
+        evaluate = step % eval_every == 0 or step == steps
+        if evaluate or step in checkpoint_steps:
+            for group in groups:
+                group.write_back()
         if step in checkpoint_steps:
-            checkpoints[step] = _cpu_copy(model.state_dict())
-        if step % eval_every == 0 or step == steps:
-            evaluate(step)
+            for i, m in enumerate(members):
+                checkpoints[i][step] = _cpu_copy(m.model.state_dict())
+        if evaluate:
+            eval_steps.append(step)
+            for i, m in enumerate(members):
+                m.model.eval()
+                records[i].append({k: np.asarray(v) for meas in m.measures for k, v in meas(m.model, eval_batches[i]).items()})
+                m.model.train()
         if step == steps:
             break
-        batch = devices.move(task.sample(batch_size, "train", data), device)
-        with model.hooks(hooks(batch)) if hooks is not None else nullcontext():
-            loss = task.loss(model(batch.tokens), batch)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        train_loss[step] = loss.item()
+        for group in groups:
+            batches = [devices.move(members[i].task.sample(batch_size, "train", data[i]), device) for i in group.indices]
+            train_loss[group.indices, step] = group.step(batches)
 
-    values = {name: np.stack([r[name] for r in records]) for name in records[0]} if measures else {}
-    return History(np.array(eval_steps), values, train_loss, checkpoints)
+    return [
+        History(np.array(eval_steps), _stack(records[i]), train_loss[i], checkpoints[i]) for i in range(len(members))
+    ]
+
+
+def _groups(members: Sequence[Member]) -> list[list[tuple[int, Member]]]:
+    """Members that can share one vmapped call: the same hooks object (or none) and parameter shapes."""
+    groups: dict[tuple, list[tuple[int, Member]]] = {}
+    for i, member in enumerate(members):
+        shapes = tuple((name, tuple(p.shape)) for name, p in member.model.named_parameters())
+        groups.setdefault((id(member.hooks), type(member.model), shapes), []).append((i, member))
+    return list(groups.values())
+
+
+class _Group:
+    """Members trained by one vmapped forward and backward pass over their stacked parameters."""
+
+    def __init__(self, group: list[tuple[int, Member]], lr: float, optimizer: str) -> None:
+        self.indices = [i for i, _ in group]
+        self.members = [m for _, m in group]
+        self.template = self.members[0].model
+        self.hooks = self.members[0].hooks
+        self.loss = self.members[0].task.loss
+        self.params, self.buffers = stack_module_state([m.model for m in self.members])
+        optimiser_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+        self.optimiser = optimiser_class(list(self.params.values()), lr=lr)
+
+    def member_loss(self, params, buffers, fields) -> torch.Tensor:
+        batch = dataclasses.replace(self._template_batch, **fields)
+        with self.template.hooks(self.hooks(batch)) if self.hooks is not None else nullcontext():
+            output = functional_call(self.template, (params, buffers), (batch.tokens,))
+        return self.loss(output, batch)
+
+    def step(self, batches: list) -> np.ndarray:
+        """One optimiser step on every member, member k on ``batches[k]``; returns (S,) losses before it."""
+        self._template_batch = batches[0]
+        fields = {f.name: torch.stack([getattr(b, f.name) for b in batches])
+                  for f in dataclasses.fields(batches[0]) if isinstance(getattr(batches[0], f.name), torch.Tensor)}
+        losses = vmap(self.member_loss)(self.params, self.buffers, fields)  # (S,)
+        self.optimiser.zero_grad()
+        losses.sum().backward()
+        self.optimiser.step()
+        return losses.detach().cpu().numpy()
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Copy each member's current parameters into its own module (for measures, checkpoints, the caller)."""
+        for k, member in enumerate(self.members):
+            for name, parameter in member.model.named_parameters():
+                parameter.copy_(self.params[name][k])
+
+
+def _stack(records: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.stack([r[name] for r in records]) for name in records[0]} if records and records[0] else {}
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -150,3 +264,12 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for name, tensor in state.items():
         copied[name] = tensor.detach().to("cpu", copy=True)
     return copied
+
+
+def seed_groups(configs: Sequence) -> list[list[int]]:
+    """Indices of ``configs`` (dataclasses with a ``seed`` field) grouped by every field but
+    ``seed``, in first-appearance order: the runs that can train as one ensemble."""
+    groups: dict[object, list[int]] = {}
+    for k, config in enumerate(configs):
+        groups.setdefault(dataclasses.replace(config, seed=0), []).append(k)
+    return list(groups.values())

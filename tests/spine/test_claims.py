@@ -15,7 +15,7 @@ from ihcore.spine.claims import ClaimsLedger, Rule, at_least, at_most, between, 
 
 def declare(ledger, claim_id, rule=at_least(0.9), partly=None, statement="the network learns the task"):
     ledger.expect(claim_id, source="background", provenance="reconstruction", statement=statement,
-                  quantity="held-out accuracy", rule=rule, partly=partly, figure="fig-curves")
+                  quantity="held-out accuracy", rule=rule, partly=partly, figure="fig-curves", kind="reproduction")
 
 
 def measured_ledger(values, chapter="toy"):
@@ -102,15 +102,15 @@ def test_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path, 
 
 def test_summary_counts_each_verdict():
     table = claims_markdown(measured_ledger([0.95, 0.99, 0.7, 0.1]).claims())
-    assert table.startswith("4 claims: 2 reproduced, 1 partly, 1 not reproduced.")
-    assert "**toy**: 4 claims: 2 reproduced, 1 partly, 1 not reproduced." in table
+    assert table.startswith("4 claims: 2 reproduced, 1 partly, 0 undecided, 1 not reproduced.")
+    assert "**toy**: 4 claims: 2 reproduced, 1 partly, 0 undecided, 1 not reproduced." in table
     assert len([line for line in table.splitlines() if line.startswith("| `c")]) == 4
 
 
 def test_one_three_column_table_per_chapter_in_the_given_order():
     first, second = measured_ledger([0.95, 0.1]).claims(), measured_ledger([0.7], chapter="other").claims()
     table = claims_markdown(first + second, {"other": "[Other](other)", "toy": "Toy chapter"})
-    assert table.startswith("3 claims: 1 reproduced, 1 partly, 1 not reproduced.")
+    assert table.startswith("3 claims: 1 reproduced, 1 partly, 0 undecided, 1 not reproduced.")
     assert table.index("**[Other](other)**: 1 claim: 0 reproduced, 1 partly") < table.index("**Toy chapter**: 2 claims")
     headers = [line for line in table.splitlines() if line.startswith("| claim checked |")]
     assert len(headers) == 2 and all(len(cells(header)) == 3 for header in headers)
@@ -149,7 +149,7 @@ def test_claims_directory_defaults_to_data_claims_beside_the_chapters(monkeypatc
 WRITE_AND_LOAD = """
 from ihcore.spine.claims import ClaimsLedger, at_least, load_claims
 ledger = ClaimsLedger("toy")
-ledger.expect("c", source="s", provenance="paper", statement="s", quantity="q", rule=at_least(0.5))
+ledger.expect("c", source="s", provenance="paper", statement="s", quantity="q", rule=at_least(0.5), kind="check")
 ledger.measure("c", 0.9)
 ledger.write({}, ".")
 assert load_claims(".") == ledger.claims()
