@@ -25,6 +25,10 @@ from ihcore.wang.stress_tests import TransformerStressConfig
 BOOK_ROOT = Path(__file__).resolve().parents[2]  # the repository: _config.yml, chapters/, data/
 
 SEED = Parameter("seed", int, 0, "base seed: init, data and evaluation seeds derive from it", 0, 2**31 - 1)
+N_SEEDS = Parameter(
+    "n_seeds", int, 5, "seeds per trained claim: seeds seed .. seed + n_seeds - 1, trained as one ensemble; "
+    "a claim's interval needs >= 5", 1, 64,
+)
 SHOW_PROGRESS = Parameter("show_progress", bool, True, "tqdm progress bars (always off under CI)")
 DEVICE = Parameter(
     "device", str, "cpu", "where tensors live: 'cpu' (checked by CI), 'cuda', or 'auto' (cuda if available)",
