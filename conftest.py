@@ -4,10 +4,15 @@ Notebooks re-executed by nbval write their claims ledgers to a temporary directo
 the committed data/claims/, and show no progress bars (tqdm's stderr would break nbval's
 comparisons). Kernels inherit these variables from the pytest process, as they do the
 pinned instruction sets of :mod:`ihcore.spine.reproducibility`, set before torch is imported.
+
+At the end of the session, every ledger the re-executed notebooks wrote is compared with
+the committed one (:func:`ihcore.spine.claims.disagreements`: the same verdict, the median
+inside the committed interval); a disagreement fails the run.
 """
 
 import os
 import tempfile
+from pathlib import Path
 
 from ihcore.spine.reproducibility import pin_cpu_numerics
 
@@ -20,3 +25,15 @@ def pytest_configure(config):
     os.environ.setdefault("IHCORE_CLAIMS_DIR", tempfile.mkdtemp(prefix="ihcore-claims-"))
     os.environ["IHCORE_PROGRESS"] = "0"
     torch.set_num_threads(1)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller compares once
+        return
+    from ihcore.spine.claims import disagreements
+
+    problems = disagreements(os.environ["IHCORE_CLAIMS_DIR"], Path(__file__).parent / "data" / "claims")
+    if problems:
+        print("\nre-executed claims that disagree with data/claims/ (verdict, or median outside the committed "
+              "interval):\n  " + "\n  ".join(problems))
+        session.exitstatus = 1

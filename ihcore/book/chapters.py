@@ -58,6 +58,7 @@ FROM_SCRATCH = Chapter(
     parameters=ParameterSpec(
         (
             SEED,
+            N_SEEDS,
             Parameter("n_pairs", int, 4, "item-label pairs in the context (N)", 2, 32),
             Parameter("item_dim", int, 32, "dimension of the item vectors (D)", 2, 512),
             Parameter("n_labels", int, 8, "number of distinct labels", 2, 64),

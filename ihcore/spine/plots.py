@@ -50,6 +50,34 @@ def plot_curves(
     ax.legend(fontsize=8)
 
 
+def plot_seed_curves(
+    ax: plt.Axes,
+    histories: Sequence[History],
+    names: Sequence[str],
+    *,
+    ylabel: str,
+    reference: float | None = None,
+    reference_label: str = "",
+) -> None:
+    """Each measure of ``names`` over training for every seed (thin lines) and their median (bold).
+
+    ``histories``: one per seed, with the same evaluation steps. ``reference`` draws a
+    horizontal line (e.g. chance or ln 2).
+    """
+    steps = histories[0].eval_steps
+    for index, name in enumerate(names):
+        color = f"C{index}"
+        for history in histories:
+            ax.plot(steps, history[name], color=color, linewidth=0.6, alpha=0.4)
+        median = np.median(np.stack([history[name] for history in histories]), axis=0)
+        ax.plot(steps, median, color=color, linewidth=2, label=f"{name.replace('/', ': ')} (median of {len(histories)})")
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle=":", linewidth=1, label=reference_label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
 def plot_head_scores(ax: plt.Axes, history: History, score: str, layer: int, *, marker_step: int | None = None) -> None:
     """One line per head of ``layer`` for ``score`` (a (E, layers, heads) history entry)."""
     values = history[score][:, layer, :]

@@ -387,3 +387,36 @@ def test_a_known_preparation_is_used_instead_of_computed_in_memory_and_through_f
     assert calls == [0]
     assert sweeps.prepared(sweep, p, tmp_path, compute=False) == {"head": 5}  # stored for every later shard
     assert sweeps.run_or_load(sweep, p, tmp_path, preparation={"head": 7})[0]["head"] == 5  # the stored value wins
+
+
+def test_merge_refuses_a_result_file_whose_configuration_is_not_its_keys(tmp_path):
+    sweep = counting_sweep([])
+    p = sweep.parameters()
+    sweeps.run_sweep(sweep, p, tmp_path, progress=False)
+    config = sweep.configs(p)[2]
+    path = sweeps.result_path(sweep, config, tmp_path)
+    stored = json.loads(path.read_text())
+    stored["config"]["scale"] = 0.25  # a file copied from another configuration under this key
+    write_json_atomic(path, stored)
+    with pytest.raises(ValueError, match="another configuration"):
+        sweeps.merge(sweep, p, tmp_path)
+
+
+def test_a_sweep_with_run_many_runs_chunks_and_gives_what_run_gives(tmp_path):
+    calls, chunks = [], []
+    plain = counting_sweep(calls)
+
+    def run_many(configs, progress=False):
+        chunks.append([c["i"] for c in configs])
+        return [plain.run(c) for c in configs]
+
+    batched = replace(plain, name="test-batched", run_many=run_many, chunk=3)
+    p = plain.parameters()
+    assert [r["i"] for r in sweeps.run_or_load(batched, p)] == list(range(7))
+    assert chunks == [[0, 1, 2], [3, 4, 5], [6]]
+    on_disk = sweeps.run_sweep(batched, p, tmp_path, progress=False)
+    assert chunks[3:] == [[0, 1, 2], [3, 4, 5], [6]]
+    for a, b in zip(on_disk, sweeps.run_or_load(plain, p)):
+        np.testing.assert_array_equal(a["x"], b["x"])
+    sweeps.run_sweep(batched, p, tmp_path, progress=False)
+    assert len(chunks) == 6  # finished runs are not run again

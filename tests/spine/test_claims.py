@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ihcore.spine.claims import ClaimsLedger, Rule, at_least, at_most, between, claims_dir, claims_markdown, load_claims
+from ihcore.spine.claims import (
+    ClaimsLedger, Rule, at_least, at_most, between, claims_dir, claims_markdown, disagreements, estimate_text,
+    load_claims, median_interval,
+)
 
 
 def declare(ledger, claim_id, rule=at_least(0.9), partly=None, statement="the network learns the task"):
@@ -170,3 +174,102 @@ def test_claims_file_gets_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def seed_ledger(rule=at_least(0.5), partly=None, seeds_note=""):
+    ledger = ClaimsLedger("toy")
+    ledger.expect("c", source="s", provenance="paper", statement="s", quantity="q", rule=rule, partly=partly,
+                  kind="reproduction", seeds_note=seeds_note)
+    return ledger
+
+
+@pytest.mark.parametrize("values, verdict", [
+    ([0.6, 0.7, 0.8, 0.9, 0.95], "reproduced"),  # the whole interval inside the rule
+    ([0.4, 0.6, 0.7, 0.8, 0.9], "undecided"),  # one seed below: the range straddles 0.5
+    ([0.1, 0.2, 0.3, 0.35, 0.45], "not reproduced"),
+])
+def test_verdict_over_seeds_judges_the_interval_of_the_median(values, verdict):
+    claim = seed_ledger().measure("c", values)
+    assert claim.verdict == verdict
+    assert claim.per_seed == values and claim.n_seeds == 5
+    assert claim.measured == sorted(values)[2] and claim.interval == [min(values), max(values)]
+    assert claim.coverage == pytest.approx(1 - 2 / 32)
+
+
+def test_partly_needs_the_whole_interval_in_partly_and_none_in_the_rule():
+    assert seed_ledger(partly=at_least(0.3)).measure("c", [0.31, 0.35, 0.4, 0.45, 0.49]).verdict == "partly"
+    assert seed_ledger(partly=at_least(0.3)).measure("c", [0.31, 0.35, 0.4, 0.45, 0.6]).verdict == "undecided"
+    assert seed_ledger(partly=at_least(0.3)).measure("c", [0.2, 0.35, 0.4, 0.45, 0.49]).verdict == "undecided"
+
+
+def test_an_interval_wider_than_a_two_sided_rule_is_undecided():
+    claim = seed_ledger(rule=between(0.4, 0.6)).measure("c", [0.1, 0.2, 0.5, 0.7, 0.9])
+    assert claim.verdict == "undecided"
+
+
+@pytest.mark.parametrize("n, k, coverage", [(5, 1, 0.9375), (6, 1, 1 - 2 / 64), (9, 2, 1 - 2 * 10 / 512),
+                                            (10, 2, 1 - 2 * 11 / 1024), (20, 6, 1 - 2 * sum(
+                                                math.comb(20, i) for i in range(6)) / 2**20)])
+def test_median_interval_is_the_widest_order_statistic_pair_with_95_percent(n, k, coverage):
+    values = list(np.random.default_rng(0).permutation(n).astype(float))
+    lower, upper, got = median_interval(values)
+    assert (lower, upper) == (k - 1, n - k) and got == pytest.approx(coverage)
+    assert got >= 0.95 or k == 1
+
+
+def test_a_median_interval_covers_the_true_median_at_its_stated_rate():
+    rng = np.random.default_rng(1)
+    hits = [lower <= 0.0 <= upper for lower, upper, _ in (median_interval(rng.standard_normal(10)) for _ in range(4000))]
+    assert abs(np.mean(hits) - (1 - 2 * 11 / 1024)) < 0.015
+
+
+def test_fewer_than_five_seeds_need_a_note_and_nan_is_refused():
+    with pytest.raises(ValueError, match="fewer than 5"):
+        seed_ledger().measure("c", [0.6, 0.7, 0.8])
+    assert seed_ledger(seeds_note="each run takes an hour").measure("c", [0.6, 0.7, 0.8]).verdict == "reproduced"
+    with pytest.raises(ValueError, match="NaN"):
+        seed_ledger().measure("c", [0.6, float("nan"), 0.7, 0.8, 0.9])
+
+
+def test_kind_is_required_and_checked():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ClaimsLedger("toy").expect("c", source="s", provenance="paper", statement="s", quantity="q",
+                                   rule=at_least(0.5), kind="proof")
+
+
+def test_a_claim_cannot_be_declared_or_measured_twice():
+    ledger = seed_ledger()
+    with pytest.raises(ValueError, match="declared twice"):
+        ledger.expect("c", source="s", provenance="paper", statement="s", quantity="q", rule=at_most(0.1),
+                      kind="check")
+    ledger.measure("c", [0.6, 0.7, 0.8, 0.9, 0.95])
+    with pytest.raises(ValueError, match="already measured"):
+        ledger.measure("c", 0.1)
+    assert ledger.claims()[0].verdict == "reproduced"
+
+
+@pytest.mark.parametrize("median, lower, upper, text", [
+    (0.1739, 0.12, 0.25, "0.2"), (0.54, 0.505, 0.56, "0.54"), (7.0, 7.0, 7.0, "7"), (25.3, 5.0, 40.0, "30"),
+    (1.4348, None, None, "1.43"), (math.inf, 3.0, math.inf, "inf"), (0.004, 0.0, 0.03, "0"),
+])
+def test_estimate_is_printed_at_the_precision_of_its_interval(median, lower, upper, text):
+    assert estimate_text(median, lower, upper) == text
+
+
+def write_ledger(directory, values, parameters=None):
+    ledger = seed_ledger()
+    ledger.measure("c", values)
+    return ledger.write(parameters or {"seed": 0}, directory)
+
+
+def test_disagreements_compare_verdict_and_median_with_the_committed_interval(tmp_path):
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    write_ledger(committed, [0.6, 0.7, 0.8, 0.9, 0.95])
+    write_ledger(fresh, [0.61, 0.72, 0.79, 0.9, 0.97])
+    assert disagreements(fresh, committed) == []
+    write_ledger(fresh, [0.96, 0.97, 0.98, 0.99, 0.995])
+    assert disagreements(fresh, committed) == ["toy/c: median 0.98 outside the committed interval [0.6, 0.95]"]
+    write_ledger(fresh, [0.4, 0.7, 0.8, 0.9, 0.95])
+    assert disagreements(fresh, committed) == ["toy/c: verdict 'undecided', committed 'reproduced'"]
+    write_ledger(fresh, [0.4, 0.7, 0.8, 0.9, 0.95], parameters={"seed": 3})
+    assert disagreements(fresh, committed) == []  # other parameters: not comparable
