@@ -2,15 +2,18 @@
 
 Measures the training loop alone (the from-scratch chapter's default model and task, one
 thread), each study's own runs (Musat: full vs reduced models and the closed-form N sweep;
-Wang: its six-parameter sweeps and transformer stress tests; Singh: the baseline's time to its phase change and
-the clamp runs; the cross-paper chapter's order and N-scaling sweeps), and each chapter
+Wang: its six-parameter sweeps and transformer stress tests; Singh: the baseline's time to its phase change,
+the clamp runs, and five seeds of the baseline trained as one ensemble against one seed; the cross-paper chapter's order and N-scaling sweeps), and each chapter
 executed end to end at its defaults (kernel start included). Each row says whether it is wall time, CPU time or a ratio. Speed targets are
 checked here, not in timed tests.
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 import time
 
 import torch
@@ -21,12 +24,13 @@ from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, WANG
 from ihcore.musat import flow_runs, minimal_runs
 from ihcore.musat.reduced import three_parameter_flow
 from ihcore.singh import ClampedRunConfig, SinghSetting
-from ihcore.singh.subcircuits import CONDITIONS
+from ihcore.singh.subcircuits import BASELINE_SPLITS, CONDITIONS, singh_model, singh_task
 from ihcore.singh.subcircuits import run as singh_run
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.markdown import markdown_table
-from ihcore.spine.reproducibility import pin_cpu_numerics
-from ihcore.spine.train import train
+from ihcore.spine.reproducibility import PINNED_CPU_ENVIRONMENT, pin_cpu_numerics
+from ihcore.spine import measures
+from ihcore.spine.train import Member, ensemble_seeds, train, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 from ihcore.wang import stress_tests
 
@@ -86,6 +90,48 @@ def bench_singh() -> list[tuple[str, str]]:
     return rows
 
 
+def time_singh_baselines(n_seeds: int, threads: int) -> float:
+    """Wall seconds to train ``n_seeds`` Singh baselines (default setting, with the baseline's
+    evaluations) as one ensemble on ``threads`` threads."""
+    s = SinghSetting()
+    members = []
+    for seeds in ensemble_seeds(s.seed, n_seeds):
+        task = singh_task(s.n_labels, s.n_classes, s.item_dim, s.prototypes, seeds.init)
+        members.append(Member(singh_model(task, s.n_heads, s.d_model, seeds.init), task, seeds,
+                              [measures.loss_and_accuracy(task, list(BASELINE_SPLITS)), measures.head_scores("train")]))
+    start = time.perf_counter()
+    train_members(members, steps=s.steps, lr=s.lr, batch_size=s.batch_size, eval_every=s.eval_every,
+                  eval_splits=list(BASELINE_SPLITS), eval_batch_size=s.eval_batch_size, threads=threads, progress=False)
+    wall = time.perf_counter() - start
+    torch.set_num_threads(1)
+    return wall
+
+
+def bench_ensemble() -> list[tuple[str, str]]:
+    """Seeds as a batch dimension: 5 Singh baselines as one ensemble against one baseline (target: <= 2x on 2 cores)."""
+    one = time_singh_baselines(1, threads=1)
+    rows = [(f"singh baseline, 1 seed, {SinghSetting.steps} steps (1 thread)", f"{one:.1f} s")]
+    for threads in (1, 2):
+        five = time_singh_baselines(5, threads=threads)
+        rows.append((f"singh baseline, 5 seeds as one ensemble ({threads} thread{'s' * (threads > 1)}) / 1 seed "
+                     "(1 thread)", f"{five / one:.2f}x"))
+    return rows
+
+
+def bench_pin() -> list[tuple[str, str]]:
+    """The cost of the AVX2 pin: one Singh baseline in a fresh process with and without it."""
+    script = "from ihcore.book.bench import time_singh_baselines; print(time_singh_baselines(1, threads=1))"
+    seconds = {}
+    for label, pinned in (("pinned", True), ("unpinned", False)):
+        environment = {k: v for k, v in os.environ.items() if pinned or k not in PINNED_CPU_ENVIRONMENT}
+        if pinned:
+            environment.update(PINNED_CPU_ENVIRONMENT)
+        output = subprocess.run([sys.executable, "-c", script], env=environment, check=True, capture_output=True, text=True)
+        seconds[label] = float(output.stdout.split()[-1])
+    return [("singh baseline with the AVX2 pin / without it (the libraries' own dispatch)",
+             f"{seconds['pinned'] / seconds['unpinned']:.2f}x")]
+
+
 def bench_wang() -> list[tuple[str, str]]:
     """CPU seconds (one thread) of the Wang chapter's runs at its defaults."""
     p = WANG.parameters.validate({})
@@ -118,6 +164,8 @@ def bench_across() -> list[tuple[str, str]]:
 def main() -> None:
     pin_cpu_numerics()  # the chapters' own numerics (ihcore.spine.reproducibility)
     rows = [("training step, from-scratch defaults (1 thread)", f"{1000 * time_training():.2f} ms")]
+    rows += bench_ensemble()
+    rows += bench_pin()
     rows += bench_musat()
     rows += bench_wang()
     rows += bench_singh()
