@@ -26,10 +26,10 @@ from ihcore.musat.reduced import three_parameter_flow
 from ihcore.singh import ClampedRunConfig, SinghSetting
 from ihcore.singh.subcircuits import BASELINE_SPLITS, CONDITIONS, singh_model, singh_task
 from ihcore.singh.subcircuits import run as singh_run
+from ihcore.spine import measures
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.markdown import markdown_table
 from ihcore.spine.reproducibility import PINNED_CPU_ENVIRONMENT, pin_cpu_numerics
-from ihcore.spine import measures
 from ihcore.spine.train import Member, ensemble_seeds, train, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 from ihcore.wang import stress_tests
@@ -113,8 +113,8 @@ def bench_ensemble() -> list[tuple[str, str]]:
     rows = [(f"singh baseline, 1 seed, {SinghSetting.steps} steps (1 thread)", f"{one:.1f} s")]
     for threads in (1, 2):
         five = time_singh_baselines(5, threads=threads)
-        rows.append((f"singh baseline, 5 seeds as one ensemble ({threads} thread{'s' * (threads > 1)}) / 1 seed "
-                     "(1 thread)", f"{five / one:.2f}x"))
+        label = f"singh baseline, 5 seeds as one ensemble ({threads} thread{'s' * (threads > 1)}) / 1 seed (1 thread)"
+        rows.append((label, f"{five / one:.2f}x"))
     return rows
 
 

@@ -31,11 +31,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from statistics import median
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from statistics import median
 
 from ihcore.spine.markdown import markdown_table
 

@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 
 from ihcore.spine.claims import (
-    ClaimsLedger, Rule, at_least, at_most, between, claims_dir, claims_markdown, disagreements, estimate_text,
-    load_claims, median_interval,
+    ClaimsLedger,
+    Rule,
+    at_least,
+    at_most,
+    between,
+    claims_dir,
+    claims_markdown,
+    disagreements,
+    estimate_text,
+    load_claims,
+    median_interval,
 )
 
 
@@ -176,9 +185,10 @@ def test_claims_file_gets_ordinary_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-def seed_ledger(rule=at_least(0.5), partly=None, seeds_note=""):
+def seed_ledger(rule=None, partly=None, seeds_note=""):
     ledger = ClaimsLedger("toy")
-    ledger.expect("c", source="s", provenance="paper", statement="s", quantity="q", rule=rule, partly=partly,
+    ledger.expect("c", source="s", provenance="paper", statement="s", quantity="q", rule=rule or at_least(0.5),
+                  partly=partly,
                   kind="reproduction", seeds_note=seeds_note)
     return ledger
 

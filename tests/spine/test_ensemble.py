@@ -10,8 +10,8 @@ from ihcore.spine.measures import head_scores, loss_and_accuracy
 from ihcore.spine.train import Member, Seeds, ensemble_seeds, seed_groups, train, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 
-SETTINGS = dict(steps=30, lr=1e-2, batch_size=16, eval_every=10, eval_batch_size=64, progress=False,
-                checkpoint_steps=[0, 30])
+SETTINGS = {"steps": 30, "lr": 1e-2, "batch_size": 16, "eval_every": 10, "eval_batch_size": 64, "progress": False,
+            "checkpoint_steps": [0, 30]}
 # A clamp that involves no model object, so the same hooks object serves every member (one vmapped group).
 SHARED_CLAMP = clamps.only_heads(1, [1], 2) + clamps.pattern(0, 0, clamps.previous_token_pattern)
 
