@@ -35,9 +35,11 @@ cross within their ``steps`` are *censored*: reported, counted, left out of the 
 (which biases a slope downwards if the slowest runs are the ones censored).
 
 The fit (:func:`scaling_fit`): per task, each seed's log-log slope of phase-change time
-against N, then their mean with a 95% Student-t interval over seeds
-(:func:`ihcore.spine.fits.slope_interval`). Suggested claim rule, fixed before
-the sweep: Θ(N²) reproduced if the mean slope is in [1.5, 2.5], partly if in [1, 3].
+against N (:func:`ihcore.spine.fits.slope_interval`), and their mean with a 95% Student-t
+interval over seeds. The chapter's claim judges the per-seed slopes as a claim over seeds:
+their median and its order-statistic interval (:mod:`ihcore.spine.claims`), against the
+rule fixed before the sweep: Θ(N²) reproduced if the slope is in [1.5, 2.5], partly if in
+[1, 3]. The seeds of one N train as one ensemble (:func:`run_many`).
 """
 
 from __future__ import annotations
@@ -54,18 +56,18 @@ from ihcore.singh import SinghSetting
 from ihcore.singh.subcircuits import singh_model
 from ihcore.spine import curves, fits, measures
 from ihcore.spine.item_label_task import ItemLabelTask
-from ihcore.spine.train import Seeds, train
-from ihcore.spine.validation import refuse, refuse_invalid
+from ihcore.spine.train import Member, Seeds, seed_groups, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer
+from ihcore.spine.validation import refuse, refuse_invalid
 
 TASKS = ("singh", "musat")
 PHASE_CHANGE_FRACTION = 0.4  # of the plateau loss ln N (Singh et al.: 0.4 ln 2 at N = 2)
 
-# Defaults of the sweep, chosen so that both tasks together fit in 2 minutes on one core
-# (measured: 109 s wall, 106 s CPU, 1 thread, on the 2-core development machine).
+# Defaults of the sweep (the seeds are the chapter's n_seeds), chosen so that both tasks fit
+# in the chapter's time budget on one core (the seeds of each N trained as one ensemble).
 # Singh: N <= n_labels / 2, so that copying a context label still gains ln(n_labels / N) >= ln 2
 # over chance; at N = n_labels every label is in context and the plateau's copy signal vanishes.
-DEFAULT_SEEDS = (0, 1, 2)
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 DEFAULT_N = {"singh": (2, 3, 4), "musat": (2, 3, 4, 6, 8)}
 DEFAULT_STEPS = {"singh": 1100, "musat": 550}  # caps; the slowest default runs crossed at 880 and 450
 # Evaluation grids resolve the smallest N's phase change (about 550 and 220 steps) to < 5%;
@@ -121,8 +123,8 @@ def scaling_config(task: str, n_pairs: int, seed: int = 0, **overrides) -> Scali
     if task == "singh":
         base = {}
     elif task == "musat":
-        base = dict(n_heads=1, d_model=StandardRunConfig.d_model, lr=StandardRunConfig.lr,
-                    batch_size=StandardRunConfig.batch_size, n_tokens=StandardRunConfig.n_tokens)
+        base = {"n_heads": 1, "d_model": StandardRunConfig.d_model, "lr": StandardRunConfig.lr,
+                "batch_size": StandardRunConfig.batch_size, "n_tokens": StandardRunConfig.n_tokens}
     else:
         refuse("task", task, f"one of {TASKS}")
     defaults = {"steps": DEFAULT_STEPS[task], "eval_every": DEFAULT_EVAL_EVERY[task], **base}
@@ -139,10 +141,10 @@ def default_configs(
 
 def chapter_configs(p) -> list[ScalingConfig]:
     """The cross-paper chapter's N-scaling runs from its validated parameters ``p``: both tasks,
-    N up to ``singh_n_max`` and ``musat_n_max`` (:func:`context_lengths`), ``scaling_seeds``
+    N up to ``singh_n_max`` and ``musat_n_max`` (:func:`context_lengths`), ``n_seeds``
     seeds from ``seed``."""
     lengths = {task: context_lengths(task, n_max) for task, n_max in (("singh", p.singh_n_max), ("musat", p.musat_n_max))}
-    return default_configs(range(p.seed, p.seed + p.scaling_seeds), lengths)
+    return default_configs(range(p.seed, p.seed + p.n_seeds), lengths)
 
 
 def context_lengths(task: str, n_max: int) -> tuple[int, ...]:
@@ -182,21 +184,41 @@ def build_model(config: ScalingConfig, task) -> AttentionOnlyTransformer:
 
 
 def run(config: ScalingConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
-    """Train one run; returns the config's fields, the loss curve and the phase-change time.
+    """Train one run; returns the config's fields, the loss curve and the phase-change time
+    (:func:`run_many` of one config).
 
     Result keys: the fields of ``config``; ``eval_steps``, ``loss``, ``accuracy`` (E,) on the
     fixed evaluation batch; ``plateau_loss`` (ln N); ``threshold`` (0.4 ln N);
     ``phase_change`` (first evaluation step with loss below the threshold, None if never);
     ``censored`` (bool). ``device``: where to train (None: :func:`ihcore.spine.devices.current`).
     """
-    seeds = Seeds.from_base(config.seed)
-    task = build_task(config)
-    model = build_model(config, task)
-    history = train(
-        model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.eval_every,
-        measures=[measures.loss_and_accuracy(task, ["train"])], eval_splits=["train"],
-        eval_batch_size=config.eval_batch_size, seeds=seeds, progress=progress, device=device,
-    )
+    return run_many([config], device=device, progress=progress)[0]
+
+
+def run_many(configs: Sequence[ScalingConfig], *, device: str | torch.device | None = None,
+             progress: bool | None = None) -> list[dict]:
+    """:func:`run` of every config, in order; the configs that differ only in ``seed`` (one task
+    at one N) train as one ensemble (:func:`ihcore.spine.train.train_members`), each member with
+    its own task world, init, data and evaluation seeds."""
+    results: list[dict | None] = [None] * len(configs)
+    for group in seed_groups(configs):
+        setting = configs[group[0]]
+        members = []
+        for k in group:
+            task = build_task(configs[k])
+            members.append(Member(build_model(configs[k], task), task, Seeds.from_base(configs[k].seed),
+                                  [measures.loss_and_accuracy(task, ["train"])]))
+        histories = train_members(
+            members, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size,
+            eval_every=setting.eval_every, eval_splits=["train"], eval_batch_size=setting.eval_batch_size,
+            progress=progress, device=device,
+        )
+        for k, history in zip(group, histories):
+            results[k] = _result(configs[k], history)
+    return results
+
+
+def _result(config: ScalingConfig, history) -> dict:
     loss = history["loss/train"]
     threshold = phase_change_threshold(config.n_pairs)
     phase_change = curves.first_step_below(history.eval_steps, loss, threshold)

@@ -67,7 +67,11 @@ way) and has no rise time (NaN). Otherwise the rise time at fraction f is the fi
 evaluation step at which s (y(t) - y_0) ≥ f Δ. Default f = 0.5; 0.1 and 0.9 are reported too.
 
 **Order** (:func:`order_over_seeds`): Musat's order holds for a seed when T_C < T_B < T_A
-strictly; a tie (same evaluation) or a NaN counts as not ordered.
+strictly; a tie (same evaluation) or a NaN counts as not ordered. The chapter's claims are
+claims over seeds on the per-seed indicator (1 ordered, 0 not): its median says whether most
+seeds are ordered, and its order-statistic interval whether that is settled at S seeds. The
+per-seed *margin* min(T_B - T_C, T_A - T_B) (-inf when a rise time is missing; > 0 exactly
+when the seed is ordered) shows how far each seed is from the order or from losing it.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ from ihcore.singh.subcircuits import PHASE_CHANGE_LOSS, condition_clamp, singh_m
 from ihcore.spine import clamps, measures
 from ihcore.spine.circuit_weights import copying_ov, matching_qk, position_qk
 from ihcore.spine.curves import first_crossing, first_step_below
-from ihcore.spine.train import Seeds, train
+from ihcore.spine.train import Member, Seeds, seed_groups, train_members
 
 SUBCIRCUITS = ("C", "B", "A")  # Musat's claimed order: C (γ₃) first, then B (β₂), then A (α₃)
 LENSES = ("musat", "singh", "musat_raw", "singh_clamp", "singh_head")
@@ -224,22 +228,45 @@ class OrderConfig(SinghSetting):
 
 def run(config: OrderConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
     """Train one seed on ``device`` (None: the current device), pick its heads from its final
-    model, and read every lens's curves off the checkpoints (on the CPU).
+    model, and read every lens's curves off the checkpoints (on the CPU): :func:`run_many` of one config.
 
     Returns (JSON-friendly: numpy arrays, ints, floats) the config's fields; ``eval_steps``
     (E,); ``prev_head``, ``induction_head``; ``curve/<lens>/<A|B|C>`` (E,) for each lens in
     :data:`LENSES`; ``loss`` and ``induction_score`` (E,) of the unclamped model;
     ``phase_change`` (first step with loss below 0.4 ln 2, or None).
     """
-    seeds = Seeds.from_base(config.seed)
-    task = singh_task(config.n_labels, config.n_classes, config.item_dim, config.prototypes, seeds.init)
-    model = singh_model(task, config.n_heads, config.d_model, seeds.init, config.n_layers)
-    eval_steps = sorted(set(range(0, config.steps + 1, config.eval_every)) | {config.steps})
-    history = train(
-        model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size, eval_every=config.steps,
-        eval_batch_size=config.eval_batch_size, seeds=seeds, checkpoint_steps=eval_steps, progress=progress,
-        device=device,
-    )
+    return run_many([config], device=device, progress=progress)[0]
+
+
+def run_many(configs: Sequence[OrderConfig], *, device: str | torch.device | None = None,
+             progress: bool | None = None) -> list[dict]:
+    """:func:`run` of every config, in order; configs that differ only in ``seed`` train as one
+    ensemble (:func:`ihcore.spine.train.train_members`: one batched computation, each member with
+    its own init, data and evaluation seeds). Each seed's heads are chosen from its own final
+    model, and its curves read off its own checkpoints."""
+    results: list[dict | None] = [None] * len(configs)
+    for group in seed_groups(configs):
+        setting = configs[group[0]]
+        eval_steps = sorted(set(range(0, setting.steps + 1, setting.eval_every)) | {setting.steps})
+        members = []
+        for k in group:
+            config = configs[k]
+            seeds = Seeds.from_base(config.seed)
+            task = singh_task(config.n_labels, config.n_classes, config.item_dim, config.prototypes, seeds.init)
+            model = singh_model(task, config.n_heads, config.d_model, seeds.init, config.n_layers)
+            members.append(Member(model, task, seeds))
+        histories = train_members(
+            members, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size, eval_every=setting.steps,
+            eval_batch_size=setting.eval_batch_size, checkpoint_steps=eval_steps, progress=progress, device=device,
+        )
+        for k, member, history in zip(group, members, histories):
+            results[k] = read_lenses(configs[k], member, history, eval_steps)
+    return results
+
+
+def read_lenses(config: OrderConfig, member: Member, history, eval_steps: list[int]) -> dict:
+    """One seed's result (see :func:`run`) from its trained ``member`` and the checkpoints of its ``history``."""
+    task, model, seeds = member.task, member.model, member.seeds
     model.cpu()  # the checkpoints are CPU copies: every lens reads them on the CPU
     # the same fixed batch train() evaluates on (first split drawn from the evaluation seed)
     batch = task.sample(config.eval_batch_size, "train", torch.Generator().manual_seed(seeds.eval))
@@ -328,17 +355,25 @@ def first_to_rise(times: dict[str, float]) -> str:
     return first[0] if len(first) == 1 else "tie"
 
 
+def order_margin(times: dict[str, float]) -> float:
+    """min(T_B - T_C, T_A - T_B): > 0 exactly when T_C < T_B < T_A; -inf if a rise time is NaN."""
+    margin = min(times["B"] - times["C"], times["A"] - times["B"])
+    return float("-inf") if np.isnan(margin) else float(margin)
+
+
 def order_over_seeds(results: Sequence[dict], lens: str, fraction: float = 0.5) -> dict:
     """Per seed the rise times of C, B, A under ``lens`` and whether T_C < T_B < T_A; over seeds the
     fraction in that order and which subcircuit rose first.
 
     Returns ``lens``, ``fraction``, ``seeds`` (S,), ``rise`` {C, B, A: (S,) steps, NaN = none},
-    ``ordered`` (S,) bool, ``fraction_ordered``, ``first`` (S,) names and ``first_counts``.
+    ``ordered`` (S,) bool, ``indicators`` (S,) floats (1.0 ordered, 0.0 not: the per-seed values
+    of a claim over seeds), ``margin`` (S,) :func:`order_margin`, ``fraction_ordered``,
+    ``first`` (S,) names and ``first_counts``.
     """
     if lens not in DIRECTIONS:
         raise ValueError(f"unknown lens {lens!r}; lenses: {list(DIRECTIONS)}")
     per_seed = [rise_times(result, lens, fraction) for result in results]
-    ordered = np.array([in_musat_order(times) for times in per_seed])
+    ordered = np.array([in_musat_order(times) for times in per_seed], dtype=bool)
     first = [first_to_rise(times) for times in per_seed]
     return {
         "lens": lens,
@@ -346,15 +381,16 @@ def order_over_seeds(results: Sequence[dict], lens: str, fraction: float = 0.5) 
         "seeds": np.array([result["seed"] for result in results]),
         "rise": {sub: np.array([times[sub] for times in per_seed]) for sub in SUBCIRCUITS},
         "ordered": ordered,
+        "indicators": ordered.astype(float),
+        "margin": np.array([order_margin(times) for times in per_seed]),
         "fraction_ordered": float(ordered.mean()) if len(ordered) else float("nan"),
         "first": first,
         "first_counts": {name: first.count(name) for name in (*SUBCIRCUITS, "tie", "none")},
     }
 
 
-# Chapter defaults: the whole experiment (5 seeds x 1000 steps, 101 evaluations each, on
-# 128 fixed sequences) took 48 s of one CPU core (user + sys, torch threads = 1, import
-# included; ~7.5 s training + ~2 s evaluation per seed). OrderConfig holds the per-run defaults.
+# Chapter defaults: the seeds are the chapter's n_seeds (5), trained as one ensemble;
+# OrderConfig holds the per-run defaults.
 DEFAULT_N_SEEDS = 5
 
 
@@ -364,6 +400,6 @@ def order_configs(n_seeds: int = DEFAULT_N_SEEDS, base_seed: int = 0, **override
 
 
 def chapter_configs(p) -> list[OrderConfig]:
-    """The cross-paper chapter's order runs from its validated parameters ``p`` (``order_seeds``
+    """The cross-paper chapter's order runs from its validated parameters ``p`` (``n_seeds``
     seeds from ``seed``, ``order_steps`` steps, a checkpoint every ``order_eval_every``)."""
-    return order_configs(p.order_seeds, p.seed, steps=p.order_steps, eval_every=p.order_eval_every)
+    return order_configs(p.n_seeds, p.seed, steps=p.order_steps, eval_every=p.order_eval_every)

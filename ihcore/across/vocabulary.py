@@ -5,14 +5,17 @@ Two tables of :class:`Row`: :data:`VOCABULARY` maps each step of the circuit on
 answers to the same questions side by side, with whether they agree. Each row cites the
 claims of this book's chapters that bear on it (``(chapter slug, claim id)``), and
 :func:`table_markdown` fills their measured values and verdicts in from the ledgers, so
-the evidence is always the book's latest numbers, never typed in.
+the evidence is always the book's latest numbers, never typed in. A claim over seeds shows
+its median at the precision its interval supports (:meth:`ihcore.spine.claims.Claim.estimate`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
 
-from ihcore.spine.claims import Claim
+from ihcore.spine.claims import Claim, claims_dir
 from ihcore.spine.markdown import markdown_table
 
 
@@ -88,13 +91,32 @@ POSITIONS = (
 )
 
 
+def load_ledgers(directory: Path | str | None = None) -> list[Claim]:
+    """Every chapter's claims, like :func:`ihcore.spine.claims.load_claims`, but also from a
+    ledger written before claims had a kind and seeds (its claims get kind ``""`` and no
+    per-seed values), so this chapter's tables show every chapter whichever has been
+    re-executed; fields :class:`Claim` does not know are ignored."""
+    known = {f.name for f in fields(Claim)}
+    claims = []
+    for path in sorted(Path(directory or claims_dir()).glob("*.json")):
+        for claim in json.loads(path.read_text(encoding="utf-8"))["claims"]:
+            claims.append(Claim(**{"kind": "", **{k: v for k, v in claim.items() if k in known}}))
+    return claims
+
+
 def evidence_markdown(claims: list[Claim], evidence: tuple[tuple[str, str], ...]) -> str:
-    """``chapter `id`: value (verdict)`` for each cited claim; "not run" for one missing from ``claims``."""
+    """``chapter `id`: value (verdict)`` for each cited claim, the value at the precision its
+    interval supports and, for a claim over seeds, their number; "not run" for one missing
+    from ``claims``."""
     by_key = {(c.chapter, c.id): c for c in claims}
     parts = []
     for chapter, claim_id in evidence:
         claim = by_key.get((chapter, claim_id))
-        result = "not run" if claim is None else f"{claim.measured:.3g} ({claim.verdict})"
+        if claim is None:
+            result = "not run"
+        else:
+            seeds = f", {claim.n_seeds} seeds" if claim.per_seed is not None else ""
+            result = f"{claim.estimate()} ({claim.verdict}{seeds})"
         parts.append(f"{chapter} `{claim_id}`: {result}")
     return "; ".join(parts)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ihcore.across import context_scaling, subcircuit_order
+from ihcore.across import context_scaling
 from ihcore.across.subcircuit_order import OrderConfig
 from ihcore.book.params import Parameter, ParameterSpec
 from ihcore.musat import MinimalRunConfig, StandardRunConfig
@@ -208,13 +208,10 @@ ACROSS = Chapter(
     parameters=ParameterSpec(
         (
             Parameter("seed", int, 0, "first seed: the order and scaling runs use seed, seed + 1, ...", 0, 2**31 - 1),
-            Parameter("order_seeds", int, subcircuit_order.DEFAULT_N_SEEDS,
-                      "seeds of the order experiment (Singh's baseline model)", 2, 50),
+            N_SEEDS,
             Parameter("order_steps", int, OrderConfig.steps, "training steps of each order run", 100, 200_000),
             Parameter("order_eval_every", int, OrderConfig.eval_every,
                       "steps between the checkpoints the order is read from", 1, 10_000),
-            Parameter("scaling_seeds", int, len(context_scaling.DEFAULT_SEEDS),
-                      "seeds per context length of the N-scaling runs", 2, 50),
             Parameter("singh_n_max", int, max(context_scaling.DEFAULT_N["singh"]),
                       "Singh's task at N = 2, 3, ..., singh_n_max pairs (8 labels)", 3, 8),
             Parameter("musat_n_max", int, max(context_scaling.DEFAULT_N["musat"]),

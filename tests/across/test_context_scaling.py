@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ihcore.across import context_scaling as cs
-from ihcore.book.chapters import MUSAT, SINGH
+from ihcore.book.chapters import ACROSS, MUSAT, SINGH
 
 
 def uniform_in_context_logits(batch, n_outputs):
@@ -103,7 +103,7 @@ def test_scaling_fit_recovers_a_synthetic_power_law_and_counts_censored_runs():
     for seed in range(4):
         scale = 30 * np.exp(0.1 * rng.standard_normal())
         for n in (2, 3, 4, 6, 8):
-            results.append(synthetic_result("musat", n, seed, int(round(scale * n**2 / 10)) * 10, steps=3000))
+            results.append(synthetic_result("musat", n, seed, round(scale * n**2 / 10) * 10, steps=3000))
             results.append(synthetic_result("singh", n, seed, 100 * n if n < 8 else None, steps=3000))
     fit = cs.scaling_fit(results)
     musat, singh = fit["musat"], fit["singh"]
@@ -134,3 +134,23 @@ def test_a_run_returns_a_json_friendly_curve_and_phase_change():
     assert np.array_equal(result["loss"], again["loss"])  # seeded: same run, same curve
     singh = cs.run(cs.scaling_config("singh", 3, steps=10, eval_every=10, eval_batch_size=32))
     assert singh["loss"][0] == pytest.approx(math.log(8), abs=0.3)  # 8 labels, nothing learned yet
+
+
+def test_batched_runs_equal_single_runs_and_group_only_the_seeds_of_one_setting():
+    configs = [cs.scaling_config(task, n, seed, steps=30, eval_every=10, eval_batch_size=32)
+               for task, n in (("musat", 2), ("singh", 3)) for seed in (0, 1, 2)]
+    together = cs.run_many(configs, progress=False)
+    assert [(r["task"], r["n_pairs"], r["seed"]) for r in together] == [(c.task, c.n_pairs, c.seed) for c in configs]
+    for k in (1, 4):
+        alone = cs.run(configs[k], progress=False)
+        np.testing.assert_allclose(together[k]["loss"], alone["loss"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(together[k]["accuracy"], alone["accuracy"], atol=1e-6)
+        assert together[k]["phase_change"] == alone["phase_change"]
+    assert not np.allclose(together[3]["loss"], together[4]["loss"])  # distinct seeds, distinct runs
+
+
+def test_the_chapter_runs_n_seeds_seeds_at_every_n():
+    p = ACROSS.parameters.validate({"seed": 3, "n_seeds": 5, "singh_n_max": 3, "musat_n_max": 4})
+    configs = cs.chapter_configs(p)
+    assert sorted({c.seed for c in configs}) == [3, 4, 5, 6, 7]
+    assert len(configs) == 5 * (len(cs.context_lengths("singh", 3)) + len(cs.context_lengths("musat", 4)))

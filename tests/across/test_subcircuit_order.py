@@ -7,11 +7,23 @@ import pytest
 import torch
 
 from ihcore.across.subcircuit_order import (
-    LENSES, SUBCIRCUITS, OrderConfig, choose_heads, functional_measures, item_tokens, label_tokens, order_over_seeds,
-    rise_time, run, weight_measures
+    LENSES,
+    SUBCIRCUITS,
+    OrderConfig,
+    chapter_configs,
+    choose_heads,
+    functional_measures,
+    item_tokens,
+    label_tokens,
+    order_over_seeds,
+    rise_time,
+    run,
+    run_many,
+    weight_measures,
 )
+from ihcore.book.chapters import ACROSS
 from ihcore.singh.subcircuits import singh_model, singh_task
-from ihcore.spine.circuit_weights import copying_ov, matching_qk, position_qk, circuit_readouts
+from ihcore.spine.circuit_weights import circuit_readouts, copying_ov, matching_qk, position_qk
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 
 TASK = singh_task(n_labels=4, n_classes=6, item_dim=8, prototypes="lowrank", seed=0)
@@ -172,6 +184,8 @@ def test_order_over_seeds_counts_strict_orders_only():
     for lens in LENSES:
         summary = order_over_seeds(results, lens, 0.5)
         assert summary["ordered"].tolist() == [True, False, False, False]
+        assert summary["indicators"].tolist() == [1.0, 0.0, 0.0, 0.0]  # the claim's per-seed values
+        assert summary["margin"].tolist() == [10, 0, -10, -math.inf]  # > 0 exactly when ordered
         assert summary["fraction_ordered"] == 0.25
         assert summary["first"] == ["C", "tie", "A", "C"]
         assert summary["first_counts"] == {"C": 2, "B": 0, "A": 1, "tie": 1, "none": 0}
@@ -197,3 +211,28 @@ def test_a_run_gives_a_curve_per_lens_and_subcircuit():
             assert np.isfinite(result[f"curve/{lens}/{sub}"]).all()
     assert 0 <= result["prev_head"] < 2 and 0 <= result["induction_head"] < 2
     assert result["seed"] == 0 and result["loss"].shape == (3,)
+
+
+SMALL = {"n_classes": 8, "item_dim": 8, "n_heads": 2, "d_model": 16, "steps": 30, "eval_every": 10, "eval_batch_size": 32}
+
+
+def test_each_member_of_the_batched_runs_is_the_run_of_its_own_seed_with_its_own_heads():
+    configs = [OrderConfig(seed=seed, **SMALL) for seed in range(4)]
+    together = run_many(configs, progress=False)
+    assert [r["seed"] for r in together] == [0, 1, 2, 3]
+    for config, member in zip(configs, together):
+        alone = run(config, progress=False)
+        assert (member["prev_head"], member["induction_head"]) == (alone["prev_head"], alone["induction_head"])
+        for name in alone:
+            if name.startswith("curve/") or name in ("loss", "induction_score"):
+                np.testing.assert_allclose(member[name], alone[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # the seeds are distinct runs, and each seed's heads are its own (not the first member's)
+    assert not np.allclose(together[0]["loss"], together[1]["loss"])
+    assert len({(r["prev_head"], r["induction_head"]) for r in together}) > 1
+
+
+def test_the_chapter_runs_n_seeds_seeds_from_seed():
+    p = ACROSS.parameters.validate({"seed": 7, "n_seeds": 6})
+    configs = chapter_configs(p)
+    assert [c.seed for c in configs] == list(range(7, 13))
+    assert ACROSS.parameters.defaults()["n_seeds"] >= 5
