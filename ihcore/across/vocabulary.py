@@ -11,11 +11,9 @@ its median at the precision its interval supports (:meth:`ihcore.spine.claims.Cl
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
-from ihcore.spine.claims import Claim, claims_dir
+from ihcore.spine.claims import Claim
 from ihcore.spine.markdown import markdown_table
 
 
@@ -89,19 +87,6 @@ POSITIONS = (
         evidence=(("musat", "slope-full"), ("across", "n-squared-singh-task"), ("across", "n-squared-musat-task")),
     ),
 )
-
-
-def load_ledgers(directory: Path | str | None = None) -> list[Claim]:
-    """Every chapter's claims, like :func:`ihcore.spine.claims.load_claims`, but also from a
-    ledger written before claims had a kind and seeds (its claims get kind ``""`` and no
-    per-seed values), so this chapter's tables show every chapter whichever has been
-    re-executed; fields :class:`Claim` does not know are ignored."""
-    known = {f.name for f in fields(Claim)}
-    claims = []
-    for path in sorted(Path(directory or claims_dir()).glob("*.json")):
-        for claim in json.loads(path.read_text(encoding="utf-8"))["claims"]:
-            claims.append(Claim(**{"kind": "", **{k: v for k, v in claim.items() if k in known}}))
-    return claims
 
 
 def evidence_markdown(claims: list[Claim], evidence: tuple[tuple[str, str], ...]) -> str:

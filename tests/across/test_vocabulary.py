@@ -1,11 +1,10 @@
 """The cross-paper tables cite real claims and show their measured values from the ledgers."""
 
-import json
 import re
 from pathlib import Path
 
-from ihcore.across.vocabulary import POSITIONS, VOCABULARY, evidence_markdown, load_ledgers, table_markdown
-from ihcore.spine.claims import Claim, ClaimsLedger, at_least
+from ihcore.across.vocabulary import POSITIONS, VOCABULARY, evidence_markdown, table_markdown
+from ihcore.spine.claims import Claim, ClaimsLedger, at_least, load_claims
 
 CLAIMS = Path(__file__).resolve().parents[2] / "data" / "claims"
 
@@ -26,7 +25,7 @@ def columns(line):
 
 
 def test_every_cited_claim_exists_in_the_committed_ledgers():
-    committed = {(c.chapter, c.id) for c in load_ledgers(CLAIMS)}
+    committed = {(c.chapter, c.id) for c in load_claims(CLAIMS)}
     cited = {key for row in VOCABULARY + POSITIONS for key in row.evidence}
     assert cited <= committed, sorted(cited - committed)
 
@@ -40,19 +39,6 @@ def test_evidence_of_a_claim_over_seeds_is_its_median_at_the_interval_precision(
     # median 0.4237, interval [0.31, 0.58]: width 0.27, so one decimal
     text = evidence_markdown([seeded_claim([0.31, 0.4237, 0.58, 0.40, 0.47])], (("singh", "b"),))
     assert text == "singh `b`: 0.4 (undecided, 5 seeds)"
-
-
-def test_ledgers_with_and_without_kinds_load_side_by_side(tmp_path):
-    ledger = ClaimsLedger("singh")
-    ledger.expect("b", source="s", provenance="paper", statement="st", quantity="q", rule=at_least(0.5), kind="beyond")
-    ledger.measure("b", [1.0] * 5)
-    ledger.write({}, tmp_path)
-    old = {k: v for k, v in vars(claim("musat", "a", 2.0, "reproduced")).items() if k != "kind"}
-    (tmp_path / "musat.json").write_text(json.dumps({"chapter": "musat", "parameters": {},
-                                                     "claims": [old | {"a_later_field": 1}]}))
-    loaded = {c.id: c for c in load_ledgers(tmp_path)}
-    assert loaded["a"].kind == "" and loaded["a"].per_seed is None and loaded["a"].measured == 2.0
-    assert loaded["b"].kind == "beyond" and loaded["b"].per_seed == [1.0] * 5 and loaded["b"].verdict == "reproduced"
 
 
 def test_agreement_column_only_where_rows_have_one():

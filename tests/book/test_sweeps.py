@@ -260,7 +260,7 @@ TINY = {
     "wang": {"time": 10.0, "unnormalised_time": 10.0, "n_train": 64, "n_eval": 64, "sweep_max_length": 32},
     "singh": {"steps": 10, "slow_steps": 10, "clamp_steps": 10, "sweep_steps": 10, "eval_every": 5, "n_heads": 2,
               "d_model": 8, "item_dim": 8, "n_classes": 4, "sweep_classes": 5, "sweep_labels": 6},
-    "across": {"order_seeds": 2, "order_steps": 100, "scaling_seeds": 2, "singh_n_max": 3, "musat_n_max": 4},
+    "across": {"n_seeds": 2, "order_steps": 100, "singh_n_max": 3, "musat_n_max": 4},
 }
 
 
