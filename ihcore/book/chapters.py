@@ -87,6 +87,7 @@ MUSAT = Chapter(
     parameters=ParameterSpec(
         (
             SEED,
+            N_SEEDS,
             Parameter("dim", int, MinimalRunConfig.dim, "content and position size D of the minimal model (even)", 4, 256),
             Parameter("n_pairs", int, MinimalRunConfig.n_pairs, "context length N of the minimal-model runs (figures 2, 3)",
                       2, 64),
@@ -98,7 +99,7 @@ MUSAT = Chapter(
             Parameter("n_max_full", int, 8, "full-model scaling runs at N = 2, 4, ..., n_max_full (power of 2)", 2, 64),
             Parameter("n_max_reduced", int, 256, "closed-form sweep at N = 2, 4, ..., n_max_reduced (power of 2)", 16, 4096),
             Parameter("stress_n_max", int, 8, "stress tests at N = stress_n_max / 2 and stress_n_max", 4, 64),
-            Parameter("run_stress", bool, True, "run the stress tests (beyond the paper)"),
+            Parameter("run_stress", bool, False, "run the stress tests (beyond the paper; 80 runs at 5 seeds, over the chapter's time budget, so off by default)"),
             Parameter("std_n_pairs", int, StandardRunConfig.n_pairs, "context length N of the standard model's token task",
                       2, 32),
             Parameter("std_n_tokens", int, StandardRunConfig.n_tokens, "vocabulary of the standard model's token task",

@@ -34,20 +34,25 @@ def get_sweep(name: str) -> Sweep:
 # --- Musat et al. ------------------------------------------------------------------------------
 
 register(Sweep(
-    "musat-batch", "musat", "full minimal model at N = n_pairs/2, batch sizes B, 4B, 16B (what leaves the subspace)",
-    minimal_runs.batch_configs, minimal_runs.run, key_fields=("batch_size",),
+    "musat-batch", "musat", "full minimal model at N = n_pairs/4, batch sizes B, 4B, 16B, n_seeds seeds "
+    "(what leaves the subspace)",
+    minimal_runs.batch_configs, minimal_runs.run, key_fields=("batch_size", "seed"), run_many=minimal_runs.run_many,
 ))
 register(Sweep(
-    "musat-reduced", "musat", "full, 19-coefficient and 3-parameter minimal models at N = n_pairs, orthonormal data",
-    minimal_runs.reduced_configs, minimal_runs.run, key_fields=("model",),
+    "musat-reduced", "musat", "19-coefficient and 3-parameter minimal models at N = n_pairs, orthonormal data "
+    "(one seed: their training does not depend on it)",
+    minimal_runs.coefficient_configs, minimal_runs.run, key_fields=("model",), run_many=minimal_runs.run_many,
 ))
 register(Sweep(
-    "musat-stress", "musat", "minimal-model stress tests: each reviewer's variant at N = stress_n_max/2 and stress_n_max",
-    minimal_runs.stress_configs, minimal_runs.run, key_fields=("variant", "n_pairs"),
+    "musat-stress", "musat", "minimal-model stress tests: each reviewer's variant at N = stress_n_max/2 and "
+    "stress_n_max, n_seeds seeds",
+    minimal_runs.stress_configs, minimal_runs.run, key_fields=("variant", "n_pairs", "seed"),
+    run_many=minimal_runs.run_many,
 ))
 register(Sweep(
-    "musat-scaling", "musat", "full minimal model on orthonormal data at N = 2, 4, ..., n_max_full (the slope of T_alpha3)",
-    minimal_runs.scaling_configs, minimal_runs.run, key_fields=("n_pairs",),
+    "musat-scaling", "musat", "full minimal model on orthonormal data at N = 2, 4, ..., n_max_full and n_pairs, "
+    "n_seeds seeds (the slope of T_alpha3)",
+    minimal_runs.scaling_configs, minimal_runs.run, key_fields=("n_pairs", "seed"), run_many=minimal_runs.run_many,
 ))
 register(Sweep(
     "musat-flow", "musat", "closed-form gradient flow of the 3-parameter model at N = 2, 4, ..., n_max_reduced",

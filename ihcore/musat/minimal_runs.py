@@ -9,12 +9,16 @@ coefficient models, so that one step is ``eta`` units of ``tau`` for both (see
 
 The chapter's lists of runs (``*_configs(p)``, from its validated parameters ``p``) are the
 sweeps ``musat-batch``, ``musat-reduced``, ``musat-scaling`` and ``musat-stress`` of the
-book's sweep registry; runs are independent.
+book's sweep registry; runs are independent. Every trained setting runs at the chapter's
+seeds ``seed .. seed + n_seeds - 1`` (except the coefficient models on orthonormal data,
+whose training does not depend on the seed), and :func:`run_many` trains the configs that
+differ only in their seed as one batched ensemble.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -24,12 +28,13 @@ from ihcore.spine.validation import refuse_invalid
 from ihcore.musat.disentangled import RESIDUALS, DisentangledConfig, DisentangledTransformer
 from ihcore.musat.emergence import crossing_times, emergence_times, in_order
 from ihcore.musat.reduced import CoefficientModel
+from ihcore.musat.seeds import by_seed, estimate, with_seeds
 from ihcore.musat.subspace import KEY_COEFFICIENTS, BlockBasis, block_basis
 from ihcore.musat.tasks import DATA_MODES, LABEL_CUES, QUERY_MODES, ContinuousTask
 from ihcore.spine import devices
 from ihcore.spine.fits import loglog_slope
 from ihcore.spine.markdown import markdown_table
-from ihcore.spine.train import Seeds, train
+from ihcore.spine.train import Member, Seeds, seed_groups, train_members
 
 # model: the chapter's label of its run in the reduced-model comparison
 MODEL_LABELS = {"full": "full model, projected", "coefficients": "19 coefficients", "three": "3 parameters"}
@@ -108,9 +113,33 @@ def run(config: MinimalRunConfig, *, device: str | torch.device | None = None, p
     Returns the configuration's fields and its trajectory against tau (CPU arrays):
     ``names`` (K,), ``tau`` (E,), ``coefficients`` (E, K), ``share_inside`` (E,) (NaN at
     tau = 0), ``loss`` (E,), ``weights`` (the final W1, W2, W3) and ``T_<name>@<c>`` for the
-    three key coefficients at thresholds 0.5 and 0.1.
+    three key coefficients at thresholds 0.5 and 0.1. The one-config case of :func:`run_many`.
     """
-    c = config
+    return run_many([config], device=device, progress=progress)[0]
+
+
+def run_many(configs: Sequence[MinimalRunConfig], *, device: str | torch.device | None = None,
+             progress: bool | None = None) -> list[dict]:
+    """:func:`run` of every config, in order; configs that differ only in ``seed`` train as one
+    ensemble (:func:`ihcore.spine.train.train_members`), each member with its own init, data
+    and evaluation seeds, so each result equals ``run(config)`` to float rounding."""
+    results: list[dict | None] = [None] * len(configs)
+    for group in seed_groups(configs):
+        members = [_member(configs[k], device) for k in group]
+        first = configs[group[0]]
+        steps = math.ceil(first.tau_max / first.eta)
+        histories = train_members(
+            [member for member, _ in members], steps=steps, lr=members[0][1], batch_size=first.batch_size,
+            eval_every=max(1, steps // first.n_evals), eval_batch_size=first.batch_size, optimizer="sgd",
+            progress=progress, device=device,
+        )
+        for k, (member, _), history in zip(group, members, histories):
+            results[k] = _result(configs[k], member.model, history)
+    return results
+
+
+def _member(c: MinimalRunConfig, device) -> tuple[Member, float]:
+    """The ensemble member of config ``c`` (model built on the CPU from its seed, then moved) and its learning rate."""
     task = ContinuousTask(c.n_pairs, c.dim, c.data, c.query, c.label_cue)
     model_config = DisentangledConfig(c.dim, c.residual, c.attend_to_self, c.init_scale)
     if c.model == "full":
@@ -118,16 +147,14 @@ def run(config: MinimalRunConfig, *, device: str | torch.device | None = None, p
     else:
         trained = None if c.model == "coefficients" else KEY_COEFFICIENTS
         model, lr = CoefficientModel(model_config, trained), c.eta
-    device = devices.pick(device)
-    model.to(device)  # built on the CPU from its seed, then moved
+    model.to(devices.pick(device))
     basis = block_basis(c.dim, c.residual)
     initial = [w.detach().clone() for w in model.weights()]
-    steps = math.ceil(c.tau_max / c.eta)
-    history = train(
-        model, task, steps=steps, lr=lr, batch_size=c.batch_size, eval_every=max(1, steps // c.n_evals),
-        measures=[subspace_measure(basis, initial, task)], eval_batch_size=c.batch_size,
-        seeds=Seeds.from_base(c.seed), optimizer="sgd", progress=progress, device=device,
-    )
+    return Member(model, task, Seeds.from_base(c.seed), [subspace_measure(basis, initial, task)]), lr
+
+
+def _result(c: MinimalRunConfig, model, history) -> dict:
+    basis = block_basis(c.dim, c.residual)
     tau = history.eval_steps * c.eta
     final_weights = tuple(w.detach().cpu().numpy().copy() for w in model.weights())
     coefficients = history["coefficients"]
@@ -202,21 +229,51 @@ def chapter_config(p, **changes) -> MinimalRunConfig:
     return replace(base, **changes)
 
 
+def isotropic_configs(p) -> list[MinimalRunConfig]:
+    """The chapter's base run (full model, zero init, isotropic data, N = n_pairs) at every seed."""
+    return with_seeds([chapter_config(p)], p)
+
+
+def small_init_configs(p) -> list[MinimalRunConfig]:
+    """:func:`isotropic_configs` from a small random init (the stress variant "small random init", at N = n_pairs)."""
+    return with_seeds([chapter_config(p, **STRESS_VARIANTS["small random init (scale 0.1)"])], p)
+
+
+def batch_size_n(p) -> int:
+    """N of the batch-size test: max(2, n_pairs / 4) (its 16B runs at n_pairs / 2 cost a minute over 5 seeds)."""
+    return max(2, p.n_pairs // 4)
+
+
 def batch_configs(p) -> list[MinimalRunConfig]:
-    """Full model, isotropic data, N = max(2, n_pairs / 2), at batch sizes B, 4B and 16B: whether
-    what leaves the subspace is sampling noise (this book's test of Theorem 1 with sampled batches)."""
-    small_n = max(2, p.n_pairs // 2)
-    return [chapter_config(p, n_pairs=small_n, batch_size=b) for b in (p.batch_size, 4 * p.batch_size, 16 * p.batch_size)]
+    """Full model, isotropic data, N = :func:`batch_size_n`, at batch sizes B, 4B and 16B, every seed:
+    whether what leaves the subspace is sampling noise (this book's test of Theorem 1 with sampled batches)."""
+    return with_seeds([chapter_config(p, n_pairs=batch_size_n(p), batch_size=b)
+                       for b in (p.batch_size, 4 * p.batch_size, 16 * p.batch_size)], p)
 
 
 def reduced_configs(p) -> list[MinimalRunConfig]:
-    """The full, 19-coefficient and 3-parameter models at N = n_pairs on orthonormal data (Fig. 5's comparison)."""
+    """The full, 19-coefficient and 3-parameter models at N = n_pairs on orthonormal data (Fig. 5's
+    comparison), at the chapter's seed."""
     return [chapter_config(p, model=model, data="orthonormal") for model in MODEL_LABELS]
 
 
+def coefficient_configs(p) -> list[MinimalRunConfig]:
+    """The 19-coefficient and 3-parameter runs of :func:`reduced_configs` (the sweep ``musat-reduced``), at
+    the chapter's seed only: on orthonormal data with q = N their loss is the same on every batch (the
+    data enter only through orthonormal inner products, and they start from zero), so their training does
+    not depend on the seed. The full model they are compared with is the scaling runs' at N = n_pairs,
+    every seed (:func:`scaling_configs`)."""
+    return [config for config in reduced_configs(p) if config.model != "full"]
+
+
+def scaling_ns(p) -> list[int]:
+    """N of the full model's scaling runs: 2, 4, ..., n_max_full, and n_pairs (the reduced models' comparison)."""
+    return sorted(set(power_of_two_ns(p.n_max_full)) | {p.n_pairs})
+
+
 def scaling_configs(p) -> list[MinimalRunConfig]:
-    """The full model on orthonormal data at N = 2, 4, ..., n_max_full (the slope of T_alpha3, Theorem 2)."""
-    return [chapter_config(p, n_pairs=n, data="orthonormal") for n in power_of_two_ns(p.n_max_full)]
+    """The full model on orthonormal data at N of :func:`scaling_ns`, every seed (the slope of T_alpha3, Theorem 2)."""
+    return with_seeds([chapter_config(p, n_pairs=n, data="orthonormal") for n in scaling_ns(p)], p)
 
 
 # The ICLR 2026 reviewers' doubts (beyond the paper), as changes of the baseline run.
@@ -244,37 +301,76 @@ def stress_ns(p) -> list[int]:
 
 
 def stress_configs(p) -> list[MinimalRunConfig]:
-    """One run per (variant of :data:`STRESS_VARIANTS`, N of :func:`stress_ns`), isotropic data."""
-    return [chapter_config(p, **changes, n_pairs=n, variant=variant)
-            for variant, changes in STRESS_VARIANTS.items() for n in stress_ns(p)]
+    """One run per (variant of :data:`STRESS_VARIANTS`, N of :func:`stress_ns`, seed), isotropic data."""
+    return with_seeds([chapter_config(p, **changes, n_pairs=n, variant=variant)
+                       for variant, changes in STRESS_VARIANTS.items() for n in stress_ns(p)], p)
 
 
 def stress_summary(results: list[dict]) -> list[dict]:
-    """One row per variant: final share, emergence order, slope of T_alpha3 and the verdicts of
-    :data:`SURVIVAL_RULES` (bools); the first variant is the baseline."""
-    rows = []
+    """One row per (variant, seed): final share, emergence order, slope of T_alpha3 and the verdicts
+    of :data:`SURVIVAL_RULES` (bools); the first variant is the baseline, and a variant's N-scaling
+    is judged against the baseline's slope at the same seed."""
+    rows, baseline_slope = [], {}
     for variant in dict.fromkeys(r["variant"] for r in results):
-        runs = sorted((r for r in results if r["variant"] == variant), key=lambda r: r["n_pairs"])
-        share = float(runs[-1]["share_inside"][-1])
-        ordered = all(in_order(r, 0.5) for r in runs)
-        times = [r["T_alpha3@0.5"] for r in runs]
-        slope = loglog_slope([r["n_pairs"] for r in runs], times) if np.all(np.isfinite(times)) else float("nan")
-        rows.append({
-            "variant": variant, "share_inside": share, "T_alpha3": times, "slope": slope,
-            "confinement": share >= 0.9, "order": ordered,
-            "N-scaling": bool(abs(slope - (rows[0]["slope"] if rows else slope)) <= 0.4),
-        })
+        for seed, own in by_seed([r for r in results if r["variant"] == variant]).items():
+            runs = sorted(own, key=lambda r: r["n_pairs"])
+            share = float(runs[-1]["share_inside"][-1])
+            ordered = all(in_order(r, 0.5) for r in runs)
+            times = [r["T_alpha3@0.5"] for r in runs]
+            slope = loglog_slope([r["n_pairs"] for r in runs], times) if np.all(np.isfinite(times)) else float("nan")
+            baseline_slope.setdefault(seed, slope)
+            rows.append({
+                "variant": variant, "seed": seed, "share_inside": share, "T_alpha3": times, "slope": slope,
+                "confinement": share >= 0.9, "order": ordered,
+                "N-scaling": bool(abs(slope - baseline_slope[seed]) <= 0.4),
+            })
     return rows
 
 
+def stress_variants(rows: list[dict]) -> dict[str, list[dict]]:
+    """variant -> its rows of :func:`stress_summary` (one per seed), variants in order."""
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        grouped.setdefault(row["variant"], []).append(row)
+    return grouped
+
+
 def stress_table(rows: list[dict], ns: list[int]) -> str:
-    """The rows of :func:`stress_summary` as a Markdown table (a failed rule in bold)."""
-    yes = {True: "yes", False: "**no**"}
+    """The rows of :func:`stress_summary` as a Markdown table, one line per variant: medians over seeds
+    [range], and for each rule the seeds that pass it (fewer than all in bold)."""
+    def median_text(values) -> str:
+        finite = [v for v in values if np.isfinite(v)]
+        if len(finite) < len(values):
+            return "never" if not finite else f"{np.median(values):.0f} ({len(values) - len(finite)} never)"
+        return f"{np.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+    def times_text(values) -> str:
+        finite = [v for v in values if np.isfinite(v)]
+        return "never" if not finite else f"{np.median(finite):.0f}" + (
+            f" ({len(values) - len(finite)} never)" if len(finite) < len(values) else "")
+
     header = ["variant", "in-subspace share", "T_alpha3 at N = " + ", ".join(map(str, ns)), "slope",
               *SURVIVAL_RULES]
-    return markdown_table(header, [
-        [row["variant"], f"{row['share_inside']:.2f}",
-         ", ".join("never" if np.isnan(t) else f"{t:.0f}" for t in row["T_alpha3"]), f"{row['slope']:.2f}",
-         *(yes[row[rule]] for rule in SURVIVAL_RULES)]
-        for row in rows
-    ])
+    lines = []
+    for variant, own in stress_variants(rows).items():
+        passes = [sum(row[rule] for row in own) for rule in SURVIVAL_RULES]
+        lines.append([
+            variant, median_text([row["share_inside"] for row in own]),
+            ", ".join(times_text([row["T_alpha3"][k] for row in own]) for k in range(len(ns))),
+            median_text([row["slope"] for row in own]),
+            *(f"{k}/{len(own)}" if k == len(own) else f"**{k}/{len(own)}**" for k in passes),
+        ])
+    return markdown_table(header, lines)
+
+
+def stress_lines(rows: list[dict]) -> list[str]:
+    """One line per variant of :func:`stress_summary`'s rows that is stable across CPUs: the median share and
+    slope over seeds at the precision their interval supports, and how many seeds pass each rule."""
+    lines = []
+    for variant, own in stress_variants(rows).items():
+        slopes = [row["slope"] for row in own]
+        never = sum(np.isnan(s) for s in slopes)
+        slope = estimate(slopes) if not never else f"none ({never} of {len(own)} seeds never reach 0.5)"
+        passes = ", ".join(f"{rule} {sum(row[rule] for row in own)}/{len(own)}" for rule in SURVIVAL_RULES)
+        lines.append(f"{variant} | share ≈ {estimate([row['share_inside'] for row in own])} | slope ≈ {slope} | {passes}")
+    return lines

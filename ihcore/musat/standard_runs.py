@@ -12,7 +12,8 @@ differs from the minimal model's.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from ihcore.spine import measures
 from ihcore.spine.circuit_weights import (
     READOUT_NAMES, copying_ov, matching_qk, position_qk, circuit_readout_measure, stripe_contrast, token_qk,
 )
-from ihcore.spine.train import Seeds, train
+from ihcore.spine.train import Member, Seeds, seed_groups, train_members
 
 # product: the diagonal its contrast is measured on (-1: key = query - 1)
 PRODUCT_OFFSETS = {"previous position": -1, "control": 0, "matching": 0, "copying": 0}
@@ -76,17 +77,36 @@ def run(config: StandardRunConfig, *, device: str | torch.device | None = None, 
     values, ``normalised`` (name -> (E,)); their emergence steps ``T_<name>@<c>`` (c = 0.5,
     0.1); the final weight products ``products`` (name of :data:`PRODUCT_OFFSETS` -> matrix:
     positions (T, T), layer-0 tokens (V, V), matching (V, V), copying (V, V)) and their
-    stripe contrasts ``contrasts``.
+    stripe contrasts ``contrasts``. The one-config case of :func:`run_many`.
     """
-    task = TokenTask(n_pairs=config.n_pairs, n_tokens=config.n_tokens)
-    seeds = Seeds.from_base(config.seed)
-    model = token_task_model(task, config.d_model, seeds.init)
-    history = train(
-        model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
-        eval_every=max(1, config.steps // config.n_evals),
-        measures=[measures.loss_and_accuracy(task, ["train"]), circuit_readout_measure()],
-        eval_batch_size=config.eval_batch_size, seeds=seeds, progress=progress, device=device,
-    )
+    return run_many([config], device=device, progress=progress)[0]
+
+
+def run_many(configs: Sequence[StandardRunConfig], *, device: str | torch.device | None = None,
+             progress: bool | None = None) -> list[dict]:
+    """:func:`run` of every config, in order; configs that differ only in ``seed`` train as one
+    ensemble (:func:`ihcore.spine.train.train_members`: each member its own init, data and
+    evaluation seeds), so each result equals ``run(config)`` to float rounding."""
+    results: list[dict | None] = [None] * len(configs)
+    for group in seed_groups(configs):
+        first = configs[group[0]]
+        task = TokenTask(n_pairs=first.n_pairs, n_tokens=first.n_tokens)
+        members = []
+        for k in group:
+            seeds = Seeds.from_base(configs[k].seed)
+            members.append(Member(token_task_model(task, first.d_model, seeds.init), task, seeds,
+                                  [measures.loss_and_accuracy(task, ["train"]), circuit_readout_measure()]))
+        histories = train_members(
+            members, steps=first.steps, lr=first.lr, batch_size=first.batch_size,
+            eval_every=max(1, first.steps // first.n_evals), eval_batch_size=first.eval_batch_size,
+            progress=progress, device=device,
+        )
+        for k, member, history in zip(group, members, histories):
+            results[k] = _result(configs[k], member.model, history)
+    return results
+
+
+def _result(config: StandardRunConfig, model, history) -> dict:
     products = {
         "previous position": position_qk(model).detach(),
         "control": token_qk(model).detach(),
@@ -113,3 +133,8 @@ def chapter_config(p) -> StandardRunConfig:
     """The Musat chapter's standard run, from its validated parameters ``p`` (``std_*`` and ``seed``)."""
     return StandardRunConfig(n_pairs=p.std_n_pairs, n_tokens=p.std_n_tokens, d_model=p.std_d_model, steps=p.std_steps,
                              lr=p.std_lr, batch_size=p.std_batch_size, seed=p.seed)
+
+
+def chapter_configs(p) -> list[StandardRunConfig]:
+    """The chapter's standard runs: :func:`chapter_config` at seeds ``seed .. seed + n_seeds - 1`` (one ensemble)."""
+    return [replace(chapter_config(p), seed=p.seed + i) for i in range(p.n_seeds)]

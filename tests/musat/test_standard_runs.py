@@ -41,3 +41,24 @@ def test_order_count_counts_thresholds_with_gamma3_then_beta2_then_alpha3():
     times = {"T_alpha3_tilde@0.5": 30, "T_beta2_tilde@0.5": 20, "T_gamma3_tilde@0.5": 10,
              "T_alpha3_tilde@0.1": 5, "T_beta2_tilde@0.1": 20, "T_gamma3_tilde@0.1": 10}
     assert order_count(times) == 1
+
+
+def test_an_ensemble_member_equals_the_single_run_of_its_seed():
+    from dataclasses import replace
+
+    from ihcore.musat.standard_runs import run_many
+
+    config = StandardRunConfig(n_pairs=2, n_tokens=8, d_model=8, steps=12, batch_size=8, n_evals=3, eval_batch_size=16)
+    ensemble = run_many([replace(config, seed=s) for s in (0, 1)], progress=False)
+    alone = run(replace(config, seed=1), progress=False)
+    np.testing.assert_allclose(ensemble[1]["loss"], alone["loss"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ensemble[1]["products"]["copying"], alone["products"]["copying"], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(ensemble[0]["loss"], ensemble[1]["loss"])
+
+
+def test_chapter_configs_are_the_chapter_run_at_every_seed():
+    from ihcore.musat.standard_runs import chapter_configs
+
+    p = SimpleNamespace(std_n_pairs=3, std_n_tokens=12, std_d_model=16, std_steps=30, std_lr=1e-2, std_batch_size=8,
+                        seed=5, n_seeds=3)
+    assert [c.seed for c in chapter_configs(p)] == [5, 6, 7] and chapter_configs(p)[0] == chapter_config(p)
