@@ -104,14 +104,17 @@ def median_interval(values) -> tuple[float, float, float]:
 
 def estimate_text(median: float, lower: float | None = None, upper: float | None = None) -> str:
     """``median`` at the precision its interval supports: rounded to the leading digit of the
-    interval's width (3 significant digits when there is no interval or it has width 0), so
-    that what is printed does not hang on one seed's rounding. ``"inf"`` for infinite values."""
+    interval's width (3 significant digits when there is no interval or it has width 0, and at
+    most 3 when the seeds agree to rounding), so that what is printed does not hang on one
+    seed's rounding. ``"inf"`` for infinite values."""
     if not math.isfinite(median):
         return str(median)
     width = (upper - lower) if lower is not None and upper is not None else 0.0
     if not (math.isfinite(width) and width > 0):
         return f"{median:.3g}"
     decimals = -math.floor(math.log10(width))
+    if median != 0:  # seeds that agree to rounding: at most 3 significant digits, not 8
+        decimals = min(decimals, 2 - math.floor(math.log10(abs(median))))
     value = round(median, decimals)
     return f"{value:.{max(decimals, 0)}f}" if value != 0 else "0"
 

@@ -283,7 +283,7 @@ def test_the_builders_reproduce_the_notebooks_inline_configurations():
     from ihcore.singh import ClampedRunConfig, experiments
     from ihcore.singh.subcircuits import CONDITIONS
 
-    P = MUSAT.parameters.validate({"n_max_full": 16, "dim": 34})
+    P = MUSAT.parameters.validate({"n_max_full": 16, "dim": 34, "n_seeds": 1})
     base = minimal_runs.MinimalRunConfig(dim=P.dim, eta=P.eta, batch_size=P.batch_size, seed=P.seed,
                                          tau_factor=P.tau_factor)
     expected = [replace(base, n_pairs=n, data="orthonormal") for n in (2, 4, 8, 16)]
