@@ -169,6 +169,7 @@ WANG = Chapter(
     parameters=ParameterSpec(
         (
             SEED,
+            N_SEEDS,
             Parameter("length", int, SixParameterConfig.length, "sequence length L of the default run", 8, 256),
             Parameter("alpha", float, SixParameterConfig.alpha, "weight α* of the 4-gram in the mixed target", 0.05, 0.95),
             Parameter("w_star", float, SixParameterConfig.w_star, "key-query weight w* of the induction-head target", 0.05, 2.0),

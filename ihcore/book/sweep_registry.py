@@ -75,8 +75,9 @@ register(Sweep("wang-unnormalised", "wang", "kappa_L = 1 at L = 8, 16, 32", six_
                six_parameter.run, key_fields=("length",)))
 register(Sweep("wang-decoupling", "wang", "the default on each target component alone", six_parameter.decoupling_runs,
                six_parameter.run, key_fields=("target_part",)))
-register(Sweep("wang-restarts", "wang", "the default from random initialisations", six_parameter.restart_runs,
-               six_parameter.run, key_fields=("init_seed",)))
+register(Sweep("wang-restarts", "wang", "the default from n_seeds random initialisations (one ensemble)",
+               six_parameter.restart_runs, six_parameter.run, key_fields=("init_seed",),
+               run_many=six_parameter.run_groups))
 register(Sweep("wang-variants", "wang", "stress tests: joint training, w_KQ as one parameter, quadratic positional logits",
                six_parameter.variant_runs, six_parameter.run, key_fields=("joint", "factorised", "positional")))
 

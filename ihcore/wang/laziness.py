@@ -25,6 +25,17 @@ def tangent_kernel(outputs: Callable[[torch.Tensor], torch.Tensor], parameters: 
     return jacobian @ jacobian.T
 
 
+def chunked_kernel(chunks: list[Callable[[torch.Tensor], torch.Tensor]], parameters: torch.Tensor) -> torch.Tensor:
+    """K = J Jᵀ of the outputs of several chunks of probes, J stacked over the chunks.
+
+    When each output depends on its own probe only (a model's outputs on a batch), the
+    Jacobian of the whole batch is the stack of the chunks' Jacobians; ``jacrev`` of one
+    chunk costs (chunk size)² forward passes' work instead of N², so chunks of a few dozen
+    probes make a kernel on hundreds of probes cheap."""
+    jacobian = torch.cat([torch.func.jacrev(outputs)(parameters) for outputs in chunks])  # (N, P)
+    return jacobian @ jacobian.T
+
+
 def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
     """‖after − before‖ / ‖before‖ (Frobenius for matrices)."""
     return float(torch.linalg.norm(after - before) / torch.linalg.norm(before))
@@ -35,6 +46,21 @@ def drift(outputs: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, 
     return {
         "parameter_drift": relative_change(start, end),
         "kernel_drift": relative_change(tangent_kernel(outputs, start), tangent_kernel(outputs, end)),
+    }
+
+
+def model_drift(model: torch.nn.Module, tokens: torch.Tensor, start: dict[str, torch.Tensor],
+                end: dict[str, torch.Tensor], chunk: int = 32) -> dict[str, float]:
+    """:func:`drift` of ``model``'s readout (:func:`model_outputs`) on ``tokens`` between the
+    state_dicts ``start`` and ``end``, the kernel computed ``chunk`` probes at a time
+    (:func:`chunked_kernel`)."""
+    pieces = [model_outputs(model, tokens[k:k + chunk]) for k in range(0, tokens.shape[0], chunk)]
+    flatten = pieces[0][1]
+    first, last = flatten(start), flatten(end)
+    chunks = [outputs for outputs, _ in pieces]
+    return {
+        "parameter_drift": relative_change(first, last),
+        "kernel_drift": relative_change(chunked_kernel(chunks, first), chunked_kernel(chunks, last)),
     }
 
 

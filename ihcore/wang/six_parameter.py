@@ -306,6 +306,21 @@ def run_ensemble(
     return results
 
 
+def run_groups(configs: list[SixParameterConfig], *, device: str | torch.device | None = None,
+               progress: bool | None = None) -> list[dict]:
+    """Results of ``configs`` in order, the configs that share :meth:`SixParameterConfig.shared`
+    (e.g. the random restarts, which differ only in ``init_seed``) trained together as one
+    :func:`run_ensemble`: a sweep's ``run_many``."""
+    groups: dict[tuple, list[int]] = {}
+    for k, config in enumerate(configs):
+        groups.setdefault(config.shared(), []).append(k)
+    results: list = [None] * len(configs)
+    for indices in groups.values():
+        for k, result in zip(indices, run_ensemble([configs[k] for k in indices], device=device, progress=progress)):
+            results[k] = result
+    return results
+
+
 def run(config: SixParameterConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
     """One run (with its lazy twin) on ``device``; the result's keys as in :func:`run_ensemble`."""
     return run_ensemble([config], device=device, progress=progress)[0]
@@ -317,7 +332,6 @@ def run(config: SixParameterConfig, *, device: str | torch.device | None = None,
 
 SWEEP_ALPHAS = (0.2, 0.5, 0.8)
 UNNORMALISED_LENGTHS = (8, 16, 32)
-RESTARTS = 12  # random initialisations of the default run
 STRESS_VARIANTS = {  # stress-test rows: label -> the fields changed from the default run
     "six-parameter, layer-wise (default)": {},
     "joint training": {"joint": True},
@@ -372,8 +386,9 @@ def decoupling_runs(p) -> list[SixParameterConfig]:
 
 
 def restart_runs(p) -> list[SixParameterConfig]:
-    """The default run from RESTARTS random initialisations N(0, σ_init²) (init seeds RESTARTS·seed + k)."""
-    return [replace(chapter_config(p), init_seed=RESTARTS * p.seed + k) for k in range(RESTARTS)]
+    """The default run from n_seeds random initialisations N(0, σ_init²), init seeds seed, ...,
+    seed + n_seeds − 1 (one restart per chapter seed), on the default run's Monte Carlo sample."""
+    return [replace(chapter_config(p), init_seed=p.seed + k) for k in range(p.n_seeds)]
 
 
 def variant_runs(p) -> list[SixParameterConfig]:
@@ -480,7 +495,7 @@ def plateau_scaling(grid: list[dict], lengths: list[dict], unnormalised: list[di
 
 def restart_summary(restarts: list[dict], default: dict) -> dict:
     """The random restarts against the default run: ``ratios`` (per run, :func:`ratios_to_exact`),
-    ``error`` (max |ratio − 1| over runs and ratios), ``default_error``, ``phases`` (per run),
+    ``errors`` (per run: max |ratio − 1| over its ratios), ``error`` (their max), ``default_error``, ``phases`` (per run),
     ``t_induction`` (R,), ``growing`` (R,) |w_Q + w_K| at t = 0, ``final_theta`` (R, 6), and the
     fit T_IH ≈ a + slope·ln(1/|w_Q + w_K|(0)) as ``slope`` and ``r_squared``."""
     start = np.array([r["theta"][0] for r in restarts])  # (runs, 6)
@@ -491,6 +506,7 @@ def restart_summary(restarts: list[dict], default: dict) -> dict:
     fit = line_fit(np.log(1 / growing), t_induction)
     return {
         "ratios": ratios,
+        "errors": [max(abs(value - 1) for value in r.values()) for r in ratios],
         "error": max(abs(value - 1) for r in ratios for value in r.values()),
         "default_error": max(abs(v - 1) for v in ratios_to_exact(default).values()),
         "phases": found, "t_induction": t_induction, "growing": growing,

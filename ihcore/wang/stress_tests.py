@@ -11,13 +11,15 @@ sizes (:class:`TransformerStressConfig`) are this book's choice.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from ihcore.spine.claims import estimate_text, median_interval
 from ihcore.spine.markdown import markdown_table
-from ihcore.spine.train import History, Seeds, train
+from ihcore.spine.train import History, Member, Seeds, seed_groups, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 from ihcore.spine.validation import ParameterError
 from ihcore.wang import laziness, six_parameter
@@ -99,7 +101,7 @@ class TransformerStressConfig:
     seed: int = 0
     d_model: int = 32
     init_scale: float = 0.1
-    batch_size: int = 128
+    batch_size: int = 64
 
     def __post_init__(self) -> None:
         checks = [
@@ -135,36 +137,58 @@ class TransformerStressConfig:
 
 
 def transformer_configs(p) -> dict[str, TransformerStressConfig]:
-    """The chapter's two transformer stress tests, by table row, from its parameters ``p``."""
+    """The chapter's two transformer stress tests, by table row, from its parameters ``p`` (at seed ``p.seed``)."""
     gaussian = TransformerStressConfig(length=p.transformer_length, vocabulary=p.vocabulary, alpha=p.alpha,
                                        w_star=p.w_star, normalisation=p.normalisation, steps=p.transformer_steps,
                                        lr=p.transformer_lr, seed=p.seed)
     return {"spine transformer, Adam": gaussian, "discrete tokens, cross-entropy": replace(gaussian, tokens="discrete")}
 
 
-def train_transformer(config: TransformerStressConfig, *, device: str | torch.device | None = None,
-                      progress: bool | None = None) -> tuple[AttentionOnlyTransformer, History]:
-    """Train the transformer of ``config`` on ``device`` (None: the current device; the model is
-    left there); 100 evaluations, each with a (CPU) checkpoint. Returns the live model and its
-    history (the chapter reads both: the tangent kernel needs the model)."""
+def seed_configs(config: TransformerStressConfig, n_seeds: int) -> list[TransformerStressConfig]:
+    """``config`` at seeds config.seed, ..., config.seed + n_seeds − 1 (the chapter's seeds)."""
+    return [replace(config, seed=config.seed + k) for k in range(n_seeds)]
+
+
+def _model(config: TransformerStressConfig) -> AttentionOnlyTransformer:
     model_config = TransformerConfig(config.width, config.width, config.length, n_layers=2, n_heads=2,
                                      d_model=config.d_model, attend_to_self=False, init_scale=config.init_scale)
-    seeds = Seeds.from_base(config.seed)
-    every = max(1, config.steps // 100)
-    model = AttentionOnlyTransformer(model_config, seed=seeds.init)
-    history = train(model, config.task(), steps=config.steps, lr=config.lr, batch_size=config.batch_size,
-                    eval_every=every, measures=[config.measure()], eval_batch_size=1024, seeds=seeds,
-                    checkpoint_steps=range(0, config.steps + 1, every), progress=progress, device=device)
-    history.checkpoints[config.steps] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    return model, history
+    return AttentionOnlyTransformer(model_config, seed=Seeds.from_base(config.seed).init)
+
+
+def train_transformers(configs: list[TransformerStressConfig], *, device: str | torch.device | None = None,
+                       progress: bool | None = None) -> list[tuple[AttentionOnlyTransformer, History]]:
+    """Train the transformer of every config; configs that differ only in ``seed`` train as one
+    ensemble (:func:`ihcore.spine.train.train_members`, seeds ``Seeds.from_base(seed)``), so each
+    member is the run :func:`train_transformer` gives for its config. 100 evaluations, each with a
+    (CPU) checkpoint. Returns (live model, history) per config, in order (the chapter reads both:
+    the tangent kernel needs the model)."""
+    out: list = [None] * len(configs)
+    for group in seed_groups(configs):
+        first = configs[group[0]]
+        every = max(1, first.steps // 100)
+        models = [_model(configs[k]) for k in group]
+        members = [Member(model, configs[k].task(), Seeds.from_base(configs[k].seed), [configs[k].measure()])
+                   for model, k in zip(models, group)]
+        histories = train_members(members, steps=first.steps, lr=first.lr, batch_size=first.batch_size,
+                                  eval_every=every, eval_batch_size=1024,
+                                  checkpoint_steps=range(0, first.steps + 1, every), progress=progress, device=device)
+        for model, history, k in zip(models, histories, group):
+            history.checkpoints[first.steps] = {n: v.detach().to("cpu", copy=True) for n, v in model.state_dict().items()}
+            out[k] = (model, history)
+    return out
+
+
+def train_transformer(config: TransformerStressConfig, *, device: str | torch.device | None = None,
+                      progress: bool | None = None) -> tuple[AttentionOnlyTransformer, History]:
+    """:func:`train_transformers` of one config."""
+    return train_transformers([config], device=device, progress=progress)[0]
 
 
 def transformer_drift(model: AttentionOnlyTransformer, history: History, tokens: torch.Tensor, end: int) -> dict[str, float]:
     """Drift of ``model``'s readout (channel 0) from step 0 to evaluation index ``end``, computed
     on the model's device."""
-    outputs, flatten = laziness.model_outputs(model, tokens)
     step = int(history.eval_steps[end])
-    return laziness.drift(outputs, flatten(history.checkpoints[0]), flatten(history.checkpoints[step]))
+    return laziness.model_drift(model, tokens, history.checkpoints[0], history.checkpoints[step])
 
 
 def transformer_row(setting: str, config: TransformerStressConfig, model: AttentionOnlyTransformer,
@@ -175,6 +199,63 @@ def transformer_row(setting: str, config: TransformerStressConfig, model: Attent
     probe = config.task().sample(PROBES, "train", torch.Generator().manual_seed(config.seed + PROBE_SEED_OFFSET)).tokens
     drift = transformer_drift(model, history, probe, phase_one_end(history["r_G"]))
     return phase_row(setting, steps, {k: history[k] for k in ("r_G", "r_I", "loss")}, drift["kernel_drift"])
+
+
+ROW_MARKS = ("4-gram first", "plateau", "sharper switch")
+NEVER = ("T_IH", "plateau ratio")  # NaN in a seed's row when its induction head never switched on: read as inf
+
+
+def seeds_row(setting: str, rows: list[dict]) -> dict:
+    """One table row over seeds from the per-seed rows (:func:`phase_row`) of one setting, with
+    the same columns and a ``seeds`` count after the setting: the marks as counts ``"k/S"`` of
+    seeds, the numbers as their median with the order-statistic interval
+    (:func:`ihcore.spine.claims.median_interval`; :func:`values_text`). T_IH and the plateau
+    ratio of a seed whose induction head never switched on are infinite; another number that
+    could not be read (NaN) is left out of its median (``"–"`` if none is left)."""
+    summary: dict = {"setting": setting, "seeds": len(rows)}
+    for name in rows[0]:
+        if name == "setting":
+            continue
+        if name in ROW_MARKS:
+            summary[name] = f"{sum(bool(r[name]) for r in rows)}/{len(rows)}"
+            continue
+        values = [math.inf if name in NEVER and math.isnan(r[name]) else r[name] for r in rows]
+        summary[name] = values_text([v for v in values if not math.isnan(v)])
+    return summary
+
+
+def single_row(row: dict) -> dict:
+    """A deterministic run's row (:func:`phase_row`) with ``seeds`` = 1, in :func:`seeds_row`'s columns."""
+    return {"setting": row["setting"], "seeds": 1, **{k: v for k, v in row.items() if k != "setting"}}
+
+
+def values_text(values: list[float]) -> str:
+    """``"median [lower, upper]"`` over seeds: the median and its order-statistic interval
+    (:func:`ihcore.spine.claims.median_interval`), all three rounded to the same decimals: the
+    leading digit of the interval's width (as :func:`ihcore.spine.claims.estimate_text`), but
+    never more than 3 significant digits of the median; an unbounded interval (a seed at ∞)
+    supports 1 significant digit."""
+    if not values:
+        return "–"
+    lower, upper, _ = median_interval(values)
+    middle = float(statistics.median(values))
+    scale = max((abs(v) for v in (middle, lower, upper) if math.isfinite(v) and v != 0), default=1.0)
+    leading = math.floor(math.log10(scale))
+    width = upper - lower
+    if not math.isfinite(width):
+        decimals = -leading  # 1 significant digit
+    elif width > 0:
+        decimals = min(2 - leading, -math.floor(math.log10(width)))
+    else:
+        decimals = None  # all seeds agree: 3 significant digits, as estimate_text
+
+    def text(value: float) -> str:
+        if not math.isfinite(value) or decimals is None:
+            return estimate_text(value)
+        rounded = round(value, decimals)
+        return f"{rounded:.{max(decimals, 0)}f}" if rounded != 0 else "0"
+
+    return f"{text(middle)} [{text(lower)}, {text(upper)}]"
 
 
 def rows_markdown(rows: list[dict]) -> str:

@@ -23,3 +23,16 @@ def test_model_outputs_reproduce_the_model():
     tokens = torch.randn(4, 6, 1, dtype=torch.float64)
     outputs, flatten = laziness.model_outputs(model, tokens)
     torch.testing.assert_close(outputs(flatten(dict(model.named_parameters()))), model(tokens)[:, -1, 0])
+
+
+def test_the_chunked_model_drift_equals_the_whole_batch_kernel_drift():
+    model = AttentionOnlyTransformer(TransformerConfig(1, 1, 6, d_model=8), seed=0).double()
+    tokens = torch.randn(10, 6, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    end = {k: v + 0.3 * torch.randn(v.shape, dtype=v.dtype, generator=torch.Generator().manual_seed(1))
+           for k, v in start.items()}
+    outputs, flatten = laziness.model_outputs(model, tokens)
+    whole = laziness.drift(outputs, flatten(start), flatten(end))
+    chunked = laziness.model_drift(model, tokens, start, end, chunk=3)  # chunks of 3, 3, 3, 1 probes
+    assert whole["kernel_drift"] > 0.01
+    assert chunked == pytest.approx(whole, rel=1e-10)

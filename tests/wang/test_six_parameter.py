@@ -93,6 +93,20 @@ def test_an_ensemble_member_equals_the_single_run_bit_for_bit():
             assert np.array_equal(alone[key], member[key]), key
 
 
+def test_run_groups_trains_each_shared_group_as_one_ensemble_and_keeps_the_order(monkeypatch):
+    configs = [SixParameterConfig(init_seed=0, **SMALL), SixParameterConfig(**{**SMALL, "length": 12}),
+               SixParameterConfig(init_seed=1, **SMALL)]
+    calls = []
+    real = six_parameter.run_ensemble
+    monkeypatch.setattr(six_parameter, "run_ensemble", lambda cs, **kw: calls.append(len(cs)) or real(cs, **kw))
+    results = six_parameter.run_groups(configs, progress=False)
+    assert calls == [2, 1]  # the two restarts together, the other length alone
+    for config, result in zip(configs, results):
+        alone = real([config], progress=False)[0]
+        assert result["config"] == asdict(config) and np.array_equal(result["theta"], alone["theta"])
+    assert not np.array_equal(results[0]["theta"][0], results[2]["theta"][0])  # distinct restarts
+
+
 def test_an_ensemble_refuses_runs_of_different_sizes():
     with pytest.raises(ParameterError, match="differ only in alpha, sigma_init, init_seed"):
         six_parameter.run_ensemble([SixParameterConfig(**SMALL), SixParameterConfig(**{**SMALL, "length": 12})])
@@ -176,7 +190,9 @@ def test_the_chapter_lists_at_the_defaults():
     assert {c.normalisation for c in unnormalised} == {"none"} and {c.time for c in unnormalised} == {p.unnormalised_time}
     assert [c.target_part for c in six_parameter.decoupling_runs(p)] == ["four_gram", "induction"]
     restarts = six_parameter.restart_runs(p)
-    assert len({c.init_seed for c in restarts}) == len(restarts) == six_parameter.RESTARTS
+    assert [c.init_seed for c in restarts] == list(range(p.seed, p.seed + p.n_seeds))  # one restart per chapter seed
+    later = six_parameter.restart_runs(WANG.parameters.validate({"seed": 3, "n_seeds": 6}))
+    assert [c.init_seed for c in later] == [3, 4, 5, 6, 7, 8] and later[0].data_seed == 3
     assert all(c.shared() == default.shared() for c in restarts)  # an ensemble with the default run, if wanted
     variants = six_parameter.variant_runs(p)
     assert variants[0] == default and variants[1] == replace(default, joint=True) and len(variants) == 4
@@ -236,6 +252,10 @@ def test_restart_summary_compares_the_restarts_with_the_default():
     default = synthetic_run(100)
     summary = six_parameter.restart_summary(restarts, default)
     assert summary["error"] == pytest.approx(0.0) and summary["default_error"] == pytest.approx(0.0)
+    assert summary["errors"] == pytest.approx([0.0, 0.0, 0.0])
+    restarts[1]["theta"][-1, 2] *= 1.3  # one restart ends with vA 30 % too large: only its own error moves
+    moved = six_parameter.restart_summary(restarts, default)
+    assert moved["errors"] == pytest.approx([0.0, 0.3, 0.0]) and moved["error"] == pytest.approx(0.3)
     np.testing.assert_allclose(summary["growing"], [0.02, 0.03, 0.04])
     assert summary["t_induction"] == pytest.approx([100, 120, 140], abs=2)
     assert summary["slope"] < 0 and summary["final_theta"].shape == (3, 6)  # here: larger |w_Q + w_K|, later switch

@@ -1,6 +1,8 @@
 """ihcore.wang.stress_tests: the stress-test rows, the transformer stress runs and their configuration."""
 
+import numpy as np
 import pytest
+import torch
 
 from ihcore.book.chapters import WANG
 from ihcore.spine.validation import ParameterError
@@ -54,3 +56,44 @@ def test_a_short_transformer_run_gives_a_row(tokens):
     assert set(history.checkpoints) >= {0, 20} and {"r_G", "r_I", "r_M", "loss"} <= set(history.values)
     row = stress_tests.transformer_row(tokens, config, model, history)
     assert row["setting"] == tokens and row["phase-1 kernel drift"] >= 0
+
+
+def test_transformer_seeds_train_as_one_ensemble_and_each_member_is_its_own_run():
+    config = TransformerStressConfig(length=8, vocabulary=4, steps=30, d_model=8, batch_size=16, seed=4)
+    configs = stress_tests.seed_configs(config, 3)
+    assert [c.seed for c in configs] == [4, 5, 6]
+    together = stress_tests.train_transformers(configs, progress=False)
+    model, history = stress_tests.train_transformer(configs[1], progress=False)
+    ensemble_model, ensemble_history = together[1]
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(ensemble_model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ensemble_history["r_I"], history["r_I"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(ensemble_history.train_loss, history.train_loss, rtol=1e-4)
+    assert not np.allclose(together[0][1].train_loss, together[1][1].train_loss)  # distinct seeds, distinct runs
+    assert set(ensemble_history.checkpoints) >= {0, 30}
+
+
+def test_a_row_over_seeds_counts_marks_and_gives_the_median_with_its_interval():
+    nan = float("nan")
+    rows = [{"setting": "s", "T_G4": 10.0, "T_IH": t_ih, "4-gram first": k != 1, "plateau ratio": ratio, "plateau": k < 2,
+             "sharpness ratio": sharp, "sharper switch": False, "final / initial loss": 0.01 * (k + 1),
+             "phase-1 kernel drift": 1.0}
+            for k, (t_ih, ratio, sharp) in enumerate([(30.0, 3.0, 0.5), (nan, nan, nan), (20.0, 2.0, 0.7),
+                                                      (50.0, 5.0, 0.6), (40.0, 4.0, 0.4)])]
+    row = stress_tests.seeds_row("setting", rows)
+    assert list(row) == ["setting", "seeds", *list(rows[0])[1:]]
+    assert (row["seeds"], row["4-gram first"], row["plateau"], row["sharper switch"]) == (5, "4/5", "2/5", "0/5")
+    assert row["plateau ratio"] == "4 [2, inf]" and row["T_IH"] == "40 [20, inf]"  # never switched: infinite
+    assert row["sharpness ratio"] == "0.6 [0.4, 0.7]"  # the unreadable one is left out
+    assert row["final / initial loss"] == "0.03 [0.01, 0.05]" and row["phase-1 kernel drift"] == "1 [1, 1]"
+    single = stress_tests.single_row(rows[0])
+    assert list(single) == list(row) and single["seeds"] == 1 and single["T_IH"] == 30.0
+    table = stress_tests.rows_markdown([single, row])
+    assert "| s | 1 |" in table and "| setting | 5 |" in table and "4/5" in table
+
+
+def test_values_over_seeds_print_at_most_the_precision_their_interval_supports():
+    assert stress_tests.values_text([0.014, 0.104, 0.026, 0.011, 0.004]) == "0 [0, 0.1]"  # width 0.1: one decimal
+    assert stress_tests.values_text([1.05370, 1.05372, 1.05374, 1.0537, 1.0538]) == "1.05 [1.05, 1.05]"  # ≤ 3 digits
+    assert stress_tests.values_text([840.0, 380.0, float("inf"), 900.0, 500.0]) == "800 [400, inf]"  # unbounded: 1 digit
+    assert stress_tests.values_text([7.0] * 5) == "7 [7, 7]" and stress_tests.values_text([]) == "–"
