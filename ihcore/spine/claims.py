@@ -105,18 +105,28 @@ def median_interval(values) -> tuple[float, float, float]:
 def estimate_text(median: float, lower: float | None = None, upper: float | None = None) -> str:
     """``median`` at the precision its interval supports: rounded to the leading digit of the
     interval's width (3 significant digits when there is no interval or it has width 0, and at
-    most 3 when the seeds agree to rounding), so that what is printed does not hang on one
-    seed's rounding. ``"inf"`` for infinite values."""
+    most 3 when the seeds agree to rounding; 1 when the interval is unbounded), so that what
+    is printed does not hang on one seed's rounding. ``"inf"`` for infinite values."""
     if not math.isfinite(median):
         return str(median)
     width = (upper - lower) if lower is not None and upper is not None else 0.0
-    if not (math.isfinite(width) and width > 0):
+    if math.isinf(width):  # a seed at infinity (an event that never happened): 1 significant digit
+        return f"{median:.1g}"
+    if not width > 0:
         return f"{median:.3g}"
     decimals = -math.floor(math.log10(width))
     if median != 0:  # seeds that agree to rounding: at most 3 significant digits, not 8
         decimals = min(decimals, 2 - math.floor(math.log10(abs(median))))
     value = round(median, decimals)
     return f"{value:.{max(decimals, 0)}f}" if value != 0 else "0"
+
+
+def seeds_estimate(values) -> str:
+    """The median of per-seed ``values`` at the precision its interval supports: what a checked
+    cell may print of a quantity over seeds (:func:`median_interval`, :func:`estimate_text`)."""
+    values = [float(v) for v in values]
+    lower, upper, _ = median_interval(values)
+    return estimate_text(float(median(values)), lower, upper)
 
 
 @dataclass(frozen=True)
