@@ -19,8 +19,15 @@ import numpy as np
 import torch
 
 from ihcore.singh.subcircuits import (
-    CONDITIONS, PHASE_CHANGE_LOSS, PLATEAU_LOSS, BASELINE_SPLITS, ClampedRunConfig, SinghSetting,
-    phase_change_or_censored, strongest_heads, train_baselines,
+    BASELINE_SPLITS,
+    CONDITIONS,
+    PHASE_CHANGE_LOSS,
+    PLATEAU_LOSS,
+    ClampedRunConfig,
+    SinghSetting,
+    phase_change_or_censored,
+    strongest_heads,
+    train_baselines,
 )
 from ihcore.singh.toy_model import ToyConfig
 from ihcore.spine import ablations, measures

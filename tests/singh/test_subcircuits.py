@@ -10,15 +10,28 @@ import torch
 from ihcore.book import sweep_registry, sweeps
 from ihcore.singh import ClampedRunConfig, SinghSetting
 from ihcore.singh.subcircuits import (
-    CONDITIONS, HEAD_MASKS, PHASE_CHANGE_LOSS, attach_heads, clamped_losses, condition_clamp, match_pattern,
-    member_clamp, run, run_many, singh_model, singh_task, strongest_heads, train_baseline, train_baselines,
+    CONDITIONS,
+    HEAD_MASKS,
+    PHASE_CHANGE_LOSS,
+    attach_heads,
+    clamped_losses,
+    condition_clamp,
+    match_pattern,
+    member_clamp,
+    run,
+    run_many,
+    singh_model,
+    singh_task,
+    strongest_heads,
+    train_baseline,
+    train_baselines,
 )
 from ihcore.spine import clamps
 from ihcore.spine.validation import ParameterError
 
 TASK = singh_task(n_labels=5, n_classes=10, item_dim=8, prototypes="lowrank", seed=0)
 BATCH = TASK.sample(32, "train", torch.Generator().manual_seed(0))
-SMALL = dict(n_classes=10, item_dim=8, n_heads=2, d_model=16)
+SMALL = {"n_classes": 10, "item_dim": 8, "n_heads": 2, "d_model": 16}
 
 
 def test_the_defaults_are_the_papers_setting_as_the_chapter_runs_it():
