@@ -131,6 +131,7 @@ SINGH = Chapter(
     parameters=ParameterSpec(
         (
             SEED,
+            N_SEEDS,
             Parameter("n_classes", int, SinghSetting.n_classes, "training classes (paper: 50)", 2, 10_000),
             Parameter("n_labels", int, SinghSetting.n_labels, "labels (paper: 5)", 2, 64),
             Parameter("item_dim", int, SinghSetting.item_dim, "dimension of the generated item features (paper's ResNet features: 512)", 2, 1024),
@@ -143,11 +144,10 @@ SINGH = Chapter(
             Parameter("eval_every", int, SinghSetting.eval_every, "steps between evaluations", 1, 100_000),
             Parameter("slow_lr", float, 1e-3, "learning rate of the comparison run", 1e-6, 1.0),
             Parameter("slow_steps", int, 1500, "training steps of the comparison runs", 10, 200_000),
-            Parameter("clamp_steps", int, ClampedRunConfig.steps, "training steps of each clamped run", 10, 200_000),
-            Parameter("sweep_steps", int, 400, "training steps of each data-dependence run", 10, 200_000),
+            Parameter("clamp_steps", int, ClampedRunConfig.steps, "training steps of the unclamped one-head run", 10, 200_000),
+            Parameter("sweep_steps", int, 400, "training steps of each clamped run (clamp and data-dependence sweeps)", 10, 200_000),
             Parameter("sweep_classes", int, 200, "the larger class count of the data-dependence sweep (paper: 100, 200)", 2, 10_000),
             Parameter("sweep_labels", int, 15, "the larger label count of the data-dependence sweep (paper: 10, 15)", 3, 64),
-            Parameter("n_extra_seeds", int, 2, "further seeds of the baseline, for the spread of the phase-change time", 0, 20),
             Parameter("toy_init_scale", float, ToyConfig.init_scale, "toy model: std of the initial factor entries", 1e-4, 10.0),
             RESULTS_DIR,
             DEVICE,

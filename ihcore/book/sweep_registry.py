@@ -84,32 +84,30 @@ register(Sweep("wang-variants", "wang", "stress tests: joint training, w_KQ as o
 
 # --- Singh et al. ------------------------------------------------------------------------------
 
-_HEADS_EXAMPLE = {"previous_token_head": 0, "induction_head": 0}
+_HEADS_EXAMPLE = {"previous_token_head": 0, "induction_head": 0}  # one head for every seed (counts only)
 register(Sweep(
-    "singh-clamps", "singh", "one run per clamp condition, one active layer-1 head (heads from the baseline, trained first)",
-    singh_experiments.clamp_configs, subcircuits.run, key_fields=("condition",), prepare=singh_experiments.baseline_heads,
-    prepare_example=_HEADS_EXAMPLE,
+    "singh-clamps", "singh", "each clamp condition at each seed, one active layer-1 head (each seed's heads from its "
+    "baseline, trained first); the seeds of a condition train as one ensemble",
+    singh_experiments.clamp_configs, subcircuits.run, key_fields=("condition", "seed"),
+    prepare=singh_experiments.baseline_heads, prepare_example=_HEADS_EXAMPLE, run_many=subcircuits.run_many, chunk=40,
 ))
 register(Sweep(
-    "singh-data", "singh", "classes x labels x what is left to learn (heads from the baseline, trained first)",
-    singh_experiments.data_configs, subcircuits.run, key_fields=("n_classes", "n_labels", "condition"),
-    prepare=singh_experiments.baseline_heads, prepare_example=_HEADS_EXAMPLE,
+    "singh-data", "singh", "more classes (only B left to learn) and more labels (only C) at each seed (heads as "
+    "singh-clamps); the seeds of a cell train as one ensemble",
+    singh_experiments.data_configs, subcircuits.run, key_fields=("n_classes", "n_labels", "condition", "seed"),
+    prepare=singh_experiments.baseline_heads, prepare_example=_HEADS_EXAMPLE, run_many=subcircuits.run_many, chunk=40,
 ))
 register(Sweep(
-    "singh-settings", "singh", "the baseline at the slower slow_lr, and with isotropic prototypes",
+    "singh-settings", "singh", "the baseline at the slower slow_lr, and with isotropic prototypes (first seed)",
     singh_experiments.setting_configs, subcircuits.run, key_fields=("lr", "prototypes"),
 ))
 register(Sweep(
-    "singh-seeds", "singh", "the baseline at n_extra_seeds further seeds (spread of the phase-change time)",
-    singh_experiments.seed_configs, subcircuits.run, key_fields=("seed",),
-))
-register(Sweep(
-    "singh-models", "singh", "the baseline with 3 layers, and at half and double d_model",
+    "singh-models", "singh", "the baseline with 3 layers, and at half and double d_model (first seed)",
     singh_experiments.model_variant_configs, subcircuits.run, key_fields=("n_layers", "d_model"),
 ))
 register(Sweep(
-    "singh-toy", "singh", "the three-factor toy model with no factor, c, or b and c clamped",
-    singh_experiments.toy_configs, toy_model.run, key_fields=("clamped",),
+    "singh-toy", "singh", "the three-factor toy model with no factor, c, or b and c clamped, at each seed",
+    singh_experiments.toy_configs, toy_model.run, key_fields=("clamped", "seed"),
 ))
 
 

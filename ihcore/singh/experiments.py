@@ -3,9 +3,11 @@
 Every builder takes the chapter's validated parameters ``p`` (a namespace with the fields of
 :class:`~ihcore.singh.subcircuits.SinghSetting` that the chapter exposes, plus its own
 experiment sizes) and returns run configurations; the book's sweep registry pairs each with
-its ``run``. The clamp and data-dependence runs need the heads of the trained baseline
-(:func:`baseline_heads`, their sweeps' preparation). The summaries turn results into the
-numbers the chapter prints and its claims ledger measures.
+its ``run`` (and ``run_many``: the seeds of one condition as one ensemble). Every trained
+claim is measured at each seed of :func:`chapter_seeds`; the clamp and data-dependence runs
+of a seed use the heads of *that seed's* trained baseline (:func:`baseline_heads`, their
+sweeps' preparation: one list per head kind, in seed order). The summaries turn results
+into per-seed numbers the chapter prints and its claims ledger measures.
 """
 
 from __future__ import annotations
@@ -14,13 +16,21 @@ import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
 from ihcore.singh.subcircuits import (
-    CONDITIONS, PHASE_CHANGE_LOSS, PLATEAU_LOSS, BASELINE_SPLITS, ClampedRunConfig, SinghSetting,
-    phase_change_or_censored, strongest_heads, train_baseline,
+    BASELINE_SPLITS,
+    CONDITIONS,
+    PHASE_CHANGE_LOSS,
+    PLATEAU_LOSS,
+    ClampedRunConfig,
+    SinghSetting,
+    phase_change_or_censored,
+    strongest_heads,
+    train_baselines,
 )
 from ihcore.singh.toy_model import ToyConfig
-from ihcore.spine import measures
+from ihcore.spine import ablations, measures
 from ihcore.spine.curves import first_step_below
 
 # The SinghSetting fields the chapter exposes as parameters (every run takes them from ``p``).
@@ -30,6 +40,9 @@ CHAPTER_FIELDS = ("n_classes", "n_labels", "item_dim", "prototypes", "n_heads", 
 # The data-dependence sweep (Singh et al., Fig 6): what each column leaves to learn -> the clamp condition.
 DATA_SWEEP_COLUMNS = {"only B": "1,2,3v,5 (layer 0 + copy: A+C)", "only C": "1,2,3qk,4 (match: A+B)",
                       "B and C": "1,2 (layer 0: A)"}
+# The clamp sweep's conditions: every one of CONDITIONS a claim reads ("1 (PT attention)", read by
+# none, is left out to fit the budget of n_seeds seeds).
+CLAMP_CONDITIONS = tuple(c for c in CONDITIONS if c != "1 (PT attention)")
 TOY_CONDITIONS = ("", "c", "bc")  # factors clamped (Singh et al., Fig 5a)
 
 
@@ -40,19 +53,39 @@ def chapter_config(p, config_class: type = ClampedRunConfig, **changes):
 
 
 def baseline_setting(p) -> SinghSetting:
-    """The chapter's unclamped baseline (``p.steps`` steps)."""
+    """The chapter's unclamped baseline (``p.steps`` steps) at its first seed ``p.seed``."""
     return chapter_config(p, SinghSetting, steps=p.steps)
 
 
+def chapter_seeds(p) -> list[int]:
+    """The chapter's seeds: ``p.seed .. p.seed + p.n_seeds - 1``."""
+    return list(range(p.seed, p.seed + p.n_seeds))
+
+
+def heads_by_seed(histories: Sequence) -> dict[str, list[int]]:
+    """:func:`~ihcore.singh.subcircuits.strongest_heads` of each seed's own baseline, as lists in seed order."""
+    chosen = [strongest_heads(history) for history in histories]
+    return {name: [heads[name] for heads in chosen] for name in ("previous_token_head", "induction_head")}
+
+
 @functools.lru_cache(maxsize=8)
-def _heads_of(setting: SinghSetting) -> tuple[tuple[str, int], ...]:
-    return tuple(strongest_heads(train_baseline(setting, progress=False)[2]).items())
+def _heads_of(setting: SinghSetting, n_seeds: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    histories = [history for _, _, history in train_baselines(setting, n_seeds, progress=False)]
+    return tuple((name, tuple(heads)) for name, heads in heads_by_seed(histories).items())
 
 
-def baseline_heads(p) -> dict[str, int]:
-    """:func:`~ihcore.singh.subcircuits.strongest_heads` of the chapter's baseline, trained
-    without a progress bar (once per setting in a process: both clamp sweeps need it)."""
-    return dict(_heads_of(baseline_setting(p)))
+def baseline_heads(p) -> dict[str, list[int]]:
+    """The strongest heads of each seed's baseline (:func:`heads_by_seed`), the baselines trained
+    as one ensemble without a progress bar (once per setting in a process: both clamp sweeps need it)."""
+    return {name: list(heads) for name, heads in _heads_of(baseline_setting(p), p.n_seeds)}
+
+
+def _head_list(heads: Mapping, name: str, p) -> list[int]:
+    value = heads[name]
+    value = [value] * p.n_seeds if isinstance(value, int) else list(value)
+    if len(value) != p.n_seeds:
+        raise ValueError(f"{name}: {len(value)} heads for {p.n_seeds} seeds")
+    return value
 
 
 def unclamped(p, **changes) -> ClampedRunConfig:
@@ -63,11 +96,6 @@ def unclamped(p, **changes) -> ClampedRunConfig:
 def setting_configs(p) -> list[ClampedRunConfig]:
     """The baseline at the slower ``p.slow_lr`` for ``p.slow_steps``, and with isotropic prototypes."""
     return [unclamped(p, lr=p.slow_lr, steps=p.slow_steps), unclamped(p, prototypes="isotropic")]
-
-
-def seed_configs(p) -> list[ClampedRunConfig]:
-    """The baseline at the ``p.n_extra_seeds`` seeds after the chapter's (beyond the paper)."""
-    return [unclamped(p, seed=p.seed + k) for k in range(1, p.n_extra_seeds + 1)]
 
 
 def model_variants(p) -> dict[str, dict]:
@@ -81,33 +109,44 @@ def model_variant_configs(p) -> list[ClampedRunConfig]:
     return [unclamped(p, **change) for change in model_variants(p).values()]
 
 
-def clamp_configs(p, heads: Mapping[str, int]) -> list[ClampedRunConfig]:
-    """One run per condition of :data:`CONDITIONS` (Singh et al., Fig 5b), ``p.clamp_steps`` steps,
-    with the baseline's strongest heads (``heads``: :func:`baseline_heads`)."""
-    return [chapter_config(p, condition=condition, steps=p.clamp_steps,
-                           previous_token_head=heads["previous_token_head"], active_head=heads["induction_head"])
-            for condition in CONDITIONS]
+def clamped_run(p, condition: str, seed: int, previous_token_head: int, active_head: int, **changes) -> ClampedRunConfig:
+    """One run under ``condition`` at ``seed`` with that seed's heads: the unclamped one-head run
+    ("none") for ``p.clamp_steps`` steps, evaluated every ``p.eval_every``; a clamped run for
+    ``p.sweep_steps``, evaluated every ``sweep_steps // 40`` steps (its phase change comes early)."""
+    timing = ({"steps": p.clamp_steps} if condition == "none"
+              else {"steps": p.sweep_steps, "eval_every": max(1, p.sweep_steps // 40)})
+    return chapter_config(p, **{"condition": condition, "seed": seed, "previous_token_head": previous_token_head,
+                                "active_head": active_head, **timing, **changes})
 
 
-def data_sweep_rows(p) -> dict[str, tuple[int, int]]:
-    """Row label -> (classes, labels) of the data-dependence sweep (Singh et al., Fig 6, cut to two values each)."""
-    return {f"{p.n_classes} classes, {p.n_labels} labels": (p.n_classes, p.n_labels),
-            f"{p.sweep_classes} classes, {p.n_labels} labels": (p.sweep_classes, p.n_labels),
-            f"{p.n_classes} classes, {p.sweep_labels} labels": (p.n_classes, p.sweep_labels)}
+def clamp_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
+    """One run per condition of :data:`CLAMP_CONDITIONS` (Singh et al., Fig 5b) and seed of
+    :func:`chapter_seeds`, condition-major, each seed with its own baseline's strongest heads
+    (``heads``: :func:`baseline_heads`, a list per head kind in seed order; an int: every seed)."""
+    previous, induction = _head_list(heads, "previous_token_head", p), _head_list(heads, "induction_head", p)
+    return [clamped_run(p, condition, seed, previous[k], induction[k])
+            for condition in CLAMP_CONDITIONS for k, seed in enumerate(chapter_seeds(p))]
 
 
-def data_configs(p, heads: Mapping[str, int]) -> list[ClampedRunConfig]:
-    """The data-dependence runs, row-major over :func:`data_sweep_rows` x :data:`DATA_SWEEP_COLUMNS`,
-    with the baseline's strongest induction head; evaluations every sweep_steps // 40 steps (the
-    phase changes come early)."""
-    return [chapter_config(p, n_classes=classes, n_labels=labels, eval_every=max(1, p.sweep_steps // 40),
-                           condition=condition, steps=p.sweep_steps, active_head=heads["induction_head"])
-            for classes, labels in data_sweep_rows(p).values() for condition in DATA_SWEEP_COLUMNS.values()]
+def data_cells(p) -> dict[str, tuple[str, int, int]]:
+    """The data-dependence runs beyond the clamp sweep's (Singh et al., Fig 6, cut to the two
+    cells the claims compare): name -> (column of :data:`DATA_SWEEP_COLUMNS`, classes, labels).
+    Their base cells (``n_classes``, ``n_labels``) are the clamp sweep's runs of the same condition."""
+    return {"more classes": ("only B", p.sweep_classes, p.n_labels), "more labels": ("only C", p.n_classes, p.sweep_labels)}
+
+
+def data_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
+    """The runs of :func:`data_cells`, cell-major, each seed with its own strongest induction head."""
+    previous, induction = _head_list(heads, "previous_token_head", p), _head_list(heads, "induction_head", p)
+    return [clamped_run(p, DATA_SWEEP_COLUMNS[column], seed, previous[k], induction[k], n_classes=classes, n_labels=labels)
+            for column, classes, labels in data_cells(p).values() for k, seed in enumerate(chapter_seeds(p))]
 
 
 def toy_configs(p) -> list[ToyConfig]:
-    """The toy model under each of :data:`TOY_CONDITIONS`, at ``p.toy_init_scale``."""
-    return [ToyConfig(init_scale=p.toy_init_scale, clamped=clamped, seed=p.seed) for clamped in TOY_CONDITIONS]
+    """The toy model under each of :data:`TOY_CONDITIONS` (condition-major) at each seed of
+    :func:`chapter_seeds` (a seed draws the targets and the start), at ``p.toy_init_scale``."""
+    return [ToyConfig(init_scale=p.toy_init_scale, clamped=clamped, seed=seed)
+            for clamped in TOY_CONDITIONS for seed in chapter_seeds(p)]
 
 
 # --- Summaries ---------------------------------------------------------------------------------
@@ -162,31 +201,71 @@ def wiring_summary(accuracy: np.ndarray, threshold: float = 0.75) -> dict:
             "many_to_many": min(useful_sources, most_sources)}
 
 
-def clamp_summary(runs: Sequence[dict]) -> dict:
-    """Phase-change ``times`` by condition (inf: none), ``speed_up`` = unclamped time / each, and
-    ``two_clamps`` = the later of the A+B and A+C runs / unclamped."""
-    times = {run["condition"]: phase_change_or_censored(run) for run in runs}
+def ratio(numerator: float, denominator: float, undefined: float) -> float:
+    """``numerator / denominator`` of two phase-change times (inf: none within the run), or
+    ``undefined`` when both are infinite (the value that fails the claim's rule)."""
+    if np.isinf(numerator) and np.isinf(denominator):
+        return undefined
+    return float(numerator / denominator)
+
+
+def clamp_summary(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
+    """Per seed (arrays in the order of ``seeds``): phase-change ``times`` by condition (inf: none),
+    ``speed_up`` = unclamped time / each (0 when neither has one), and ``two_clamps`` = the later
+    of the A+B and A+C runs / unclamped (inf when neither has one)."""
+    by = {(run["condition"], run["seed"]): phase_change_or_censored(run) for run in runs}
+    conditions = list(dict.fromkeys(run["condition"] for run in runs))
+    times = {c: np.array([by[c, seed] for seed in seeds]) for c in conditions}
     unclamped_time = times["none"]
+    later = np.maximum(times["1,2,3qk,4 (match: A+B)"], times["1,2,3v,5 (layer 0 + copy: A+C)"])
     return {"times": times, "unclamped": unclamped_time,
-            "speed_up": {condition: unclamped_time / time for condition, time in times.items()},
-            "two_clamps": max(times["1,2,3qk,4 (match: A+B)"], times["1,2,3v,5 (layer 0 + copy: A+C)"]) / unclamped_time}
+            "speed_up": {c: np.array([ratio(u, t, 0.0) for u, t in zip(unclamped_time, times[c])]) for c in conditions},
+            "two_clamps": np.array([ratio(t, u, np.inf) for t, u in zip(later, unclamped_time)])}
 
 
-def data_dependence(runs: Sequence[dict], p) -> dict:
-    """The data-dependence grid: ``times`` (rows, columns) in sequences seen (inf: none), and the ratios
-    ``labels_ratio`` (only C: more labels / fewer) and ``classes_ratio`` (only B: more classes / fewer)."""
-    rows, columns = data_sweep_rows(p), list(DATA_SWEEP_COLUMNS)
-    times = np.array([phase_change_or_censored(run) for run in runs]).reshape(len(rows), len(columns)) * p.batch_size
-    return {"rows": list(rows), "columns": columns, "times": times,
-            "labels_ratio": times[2, columns.index("only C")] / times[0, columns.index("only C")],
-            "classes_ratio": times[1, columns.index("only B")] / times[0, columns.index("only B")]}
+def data_dependence(clamp_runs: Sequence[dict], data_runs: Sequence[dict], p) -> dict:
+    """Per seed, in sequences seen (inf: none): ``times`` name -> (S,) for the base and changed
+    cells of each compared column, and the ratios ``labels_ratio`` (only C: more labels / fewer)
+    and ``classes_ratio`` (only B: more classes / fewer), 0 when neither run has a phase change."""
+    seeds = chapter_seeds(p)
+    base = clamp_summary(clamp_runs, seeds)["times"]
+    changed = {(run["n_classes"], run["n_labels"], run["condition"], run["seed"]): phase_change_or_censored(run)
+               for run in data_runs}
+    times = {}
+    for column, classes, labels in data_cells(p).values():
+        condition = DATA_SWEEP_COLUMNS[column]
+        times[f"{column}, {p.n_classes} classes, {p.n_labels} labels"] = base[condition] * p.batch_size
+        times[f"{column}, {classes} classes, {labels} labels"] = np.array(
+            [changed[classes, labels, condition, seed] for seed in seeds]) * p.batch_size
+    rows = list(times.values())
+    return {"times": times,
+            "classes_ratio": np.array([ratio(a, b, 0.0) for a, b in zip(rows[1], rows[0])]),
+            "labels_ratio": np.array([ratio(a, b, 0.0) for a, b in zip(rows[3], rows[2])])}
 
 
-def phase_change_spread(phase_change: int | None, seed_runs: Sequence[dict], variant_runs: Sequence[dict], p) -> dict:
-    """Row name -> phase-change times (sequences seen, inf: none): the chapter's seed then the extra
-    seeds, then each model of :func:`model_variants`."""
-    times = np.array([phase_change or np.inf] + [phase_change_or_censored(run) for run in seed_runs]) * p.batch_size
+def phase_change_spread(phase_changes: Sequence[int | None], variant_runs: Sequence[dict], p) -> dict:
+    """Row name -> phase-change times (sequences seen, inf: none): the baseline at every seed,
+    then each model of :func:`model_variants` at the chapter's first seed."""
+    times = np.array([np.inf if t is None else t for t in phase_changes], dtype=float) * p.batch_size
     rows = {f"2 layers, d_model {p.d_model}, {len(times)} seeds": times}
     rows.update({name: np.array([phase_change_or_censored(run) * p.batch_size])
                  for name, run in zip(model_variants(p), variant_runs)})
     return rows
+
+
+def ablation_batch(task, seeds):
+    """The fixed batch of 512 training-class sequences a seed's ablations and wiring read."""
+    return task.sample(512, "train", torch.Generator().manual_seed(seeds.eval + 1))
+
+
+def final_analysis(task, model, history, seeds) -> dict:
+    """What the claims read off one seed's trained baseline: its :func:`head_summary`, the final
+    single-head ablations (:func:`ablation_summary`) and the wiring (:func:`wiring_summary`),
+    on that seed's :func:`ablation_batch`."""
+    batch = ablation_batch(task, seeds)
+    full_accuracy = ablations.accuracy_without(model, batch, {})
+    ablated = {k: v[None] for k, v in ablations.single_head_ablations(model, batch, layer=1).items()}
+    wiring = ablations.wiring(model, batch)
+    return {"heads": head_summary(history), "full_accuracy": full_accuracy,
+            "single_heads": ablation_summary(ablated, full_accuracy),
+            "wiring": wiring, "wired": wiring_summary(wiring["accuracy"])}

@@ -14,12 +14,25 @@ only one layer-1 head active (the others removed from the start), so what is lef
 learned. The setting every run shares is :class:`SinghSetting` (defined once here: the
 chapter's parameters, the book's benchmarks and the cross-paper runs take their defaults
 from it); a clamped run is a :class:`ClampedRunConfig` and :func:`run` trains one and
-returns a small dict; runs are independent of each other. :func:`train_baseline` trains the
-unclamped model with every measure the chapter inspects and returns it live.
+returns a small dict; runs are independent of each other. :func:`run_many` trains many
+configurations at once: the seeds of one setting as one batched ensemble
+(:func:`ihcore.spine.train.train_members`), each seed with its own heads.
+:func:`train_baselines` trains the unclamped model at several seeds, as one ensemble, with
+every measure the chapter inspects and returns them live (:func:`train_baseline`: one seed).
+
+**Clamps shared by an ensemble.** A clamp built with fixed head numbers, or from one
+member's model (the layer-0 clamp reads layer 1's query and key weights), cannot serve the
+other members of a vmapped ensemble. :func:`member_clamp` builds the clamp of a condition
+that reads both from the module it is called on: the heads from a (2, H) boolean buffer
+:data:`HEAD_MASKS` (:func:`attach_heads`: row 0 the previous-token head, row 1 the active
+head), the weights from the module's parameters. Inside the ensemble's forward pass the
+first member's module carries every member's parameters and buffers in turn, so one clamp
+built on it serves them all; measures use a clamp built on each member's own module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -28,8 +41,9 @@ import numpy as np
 import torch
 
 from ihcore.spine import clamps, curves, measures
+from ihcore.spine.hooks import replace
 from ihcore.spine.item_label_task import ItemLabelTask
-from ihcore.spine.train import History, Seeds, train
+from ihcore.spine.train import History, Member, Seeds, train, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 from ihcore.spine.validation import refuse
 
@@ -100,8 +114,8 @@ class ClampedRunConfig(SinghSetting):
     The setting's fields (:class:`SinghSetting`), then: ``condition``; ``previous_token_head``,
     the layer-0 head given the ideal previous-token pattern in condition "1";
     ``active_head``, the one layer-1 head kept (None: every head, only for the unclamped
-    condition "none"). Clamped runs are longer than the baseline (1200 steps, the chapter's)
-    and evaluate on 256 sequences per split.
+    condition "none"). The default 1200 steps are those of the chapter's unclamped one-head run
+    (its clamped runs are shorter: their phase change comes early); 256 evaluation sequences per split.
     """
 
     steps: int = 1200
@@ -139,7 +153,7 @@ def condition_clamp(condition: str, model, previous_token_head: int, active_head
         return clamps.no_clamp()
     keep = clamps.only_heads(1, [active_head], model.config.n_heads)
     layer0 = clamps.shifted_input_for_qk(model, 1)
-    match = clamps.pattern(1, active_head, clamps.match_pattern, rows=[-1], name="match")
+    match = clamps.pattern(1, active_head, match_pattern, rows=[-1], name="match")
     copy = clamps.scores_as_logits(1, active_head)
     by_name = {
         "none": keep,
@@ -152,6 +166,82 @@ def condition_clamp(condition: str, model, previous_token_head: int, active_head
     if condition not in by_name:
         raise ValueError(f"unknown condition {condition!r}; valid: {list(by_name)}")
     return clamps.Clamp(by_name[condition].hooks_for, condition)
+
+
+HEAD_MASKS = "singh_head_masks"  # buffer name: (2, H) bool, row 0 the previous-token head, row 1 the active head
+
+
+def attach_heads(model, previous_token_head: int, active_head: int) -> None:
+    """Give ``model`` its heads as a non-persistent (2, H) boolean buffer :data:`HEAD_MASKS`
+    (not in its state_dict), read by :func:`member_clamp`."""
+    masks = torch.zeros(2, model.config.n_heads, dtype=torch.bool, device=model.W_E.device)
+    masks[0, previous_token_head] = masks[1, active_head] = True
+    model.register_buffer(HEAD_MASKS, masks, persistent=False)
+
+
+def member_clamp(condition: str, model) -> clamps.Clamp:
+    """The clamp of ``condition`` as :func:`condition_clamp` builds it, with the heads and the
+    layer-1 weights read, at each forward pass, from ``model``'s buffer :data:`HEAD_MASKS`
+    and parameters (:func:`attach_heads`): shared by every member of an ensemble whose
+    template is ``model`` (see the module docstring). Same operations, same values."""
+    if condition not in CONDITIONS or condition == "none" and not hasattr(model, HEAD_MASKS):
+        return condition_clamp(condition, model, 0, None)  # an unknown condition is refused there
+    if not hasattr(model, HEAD_MASKS):
+        raise ValueError(f"condition {condition!r} needs the model's heads: call attach_heads first")
+
+    def head(row: int) -> torch.Tensor:
+        return getattr(model, HEAD_MASKS)[row]  # (H,) bool, this member's
+
+    def keep(activation: torch.Tensor, name: str) -> torch.Tensor:  # layer1.head_out (B, T, H, d), as ablate_heads
+        return activation * head(1)[None, None, :, None]
+
+    def pattern_of(row: int, ideal: torch.Tensor, only_last: bool):
+        def fn(activation: torch.Tensor, name: str) -> torch.Tensor:  # (B, H, T, T)
+            where = head(row)[None, :, None, None]
+            if only_last:
+                rows = torch.zeros(activation.shape[-2], dtype=torch.bool, device=activation.device)
+                rows[-1] = True
+                where = where & rows[None, None, :, None]
+            return replace(ideal[:, None], where)(activation, name)
+        return fn
+
+    stored: dict[str, torch.Tensor] = {}
+
+    def keep_scores(activation: torch.Tensor, name: str) -> None:
+        stored["scores"] = activation
+
+    def copy_for(batch):
+        def logits(activation: torch.Tensor, name: str) -> torch.Tensor:
+            scores = stored["scores"][:, :, batch.query_position][:, :, batch.label_positions]  # (B, H, N)
+            to_labels = torch.where(head(1)[None, :, None], scores, torch.zeros((), dtype=scores.dtype)).sum(1)
+            query_logits = torch.full_like(activation[:, -1], float("-inf")).scatter(1, batch.context_labels, to_labels)
+            return torch.cat([activation[:, :-1], query_logits[:, None]], dim=1)
+        return {"layer1.attn.scores": keep_scores, "logits": logits}
+
+    layer0 = clamps.shifted_input_for_qk(model, 1)
+    parts = {
+        "none": [],
+        "1 (PT attention)": [lambda batch: {"layer0.attn.pattern": pattern_of(0, clamps.previous_token_pattern(batch), False)}],
+        "1,2 (layer 0: A)": [layer0],
+        "1,2,3qk,4 (match: A+B)": [lambda batch: {"layer1.attn.pattern": pattern_of(1, match_pattern(batch), True)}],
+        "3v,5 (copy: C)": [copy_for],
+        "1,2,3v,5 (layer 0 + copy: A+C)": [layer0, copy_for],
+    }[condition]
+    clamp = clamps.Clamp(lambda batch: {"layer1.head_out": keep})
+    for part in parts:
+        clamp = clamp + (part if isinstance(part, clamps.Clamp) else clamps.Clamp(part))
+    return clamps.Clamp(clamp.hooks_for, condition)
+
+
+def match_pattern(batch) -> torch.Tensor:
+    """:func:`ihcore.spine.clamps.match_pattern` built out of place (the same values), so that
+    it also works inside a vmapped ensemble, where the batch's tensors are one member's."""
+    T = batch.tokens.shape[1]
+    matches = batch.context_matches.float()  # (B, N)
+    weights = matches / matches.sum(-1, keepdim=True).clamp(min=1)
+    columns = torch.nn.functional.one_hot(batch.label_positions, T).to(weights)  # (N, T)
+    rows = torch.nn.functional.one_hot(torch.tensor(batch.query_position, device=weights.device), T).to(weights)  # (T,)
+    return rows[None, :, None] * (weights @ columns)[:, None, :]  # (B, T, T)
 
 
 def singh_task(n_labels: int, n_classes: int, item_dim: int, prototypes: str, seed: int) -> ItemLabelTask:
@@ -196,6 +286,46 @@ def run(config: ClampedRunConfig, *, device: str | torch.device | None = None, p
         eval_splits=["train", "in_context"], eval_batch_size=config.eval_batch_size,
         seeds=seeds, hooks=clamp, progress=progress, device=device,
     )
+    return _result(config, history)
+
+
+def ensemble_key(config: ClampedRunConfig) -> ClampedRunConfig:
+    """What the members of one ensemble share: every field but the seed and the heads (each
+    seed keeps its own heads; a run with every head active stays apart from one-head runs)."""
+    heads = {"previous_token_head": 0, "active_head": None if config.active_head is None else 0}
+    return dataclasses.replace(config, seed=0, **heads)
+
+
+def run_many(configs, *, device: str | torch.device | None = None, progress: bool | None = None) -> list[dict]:
+    """:func:`run` of every config, each result equal to ``run(config)`` to float rounding.
+
+    Configs that differ only in seed and heads (:func:`ensemble_key`) train as one batched
+    ensemble (:func:`~ihcore.spine.train.train_members`), every member with its own task,
+    initialisation, data and heads, under one shared :func:`member_clamp`.
+    """
+    results: list[dict | None] = [None] * len(configs)
+    groups: dict[ClampedRunConfig, list[int]] = {}
+    for k, config in enumerate(configs):
+        groups.setdefault(ensemble_key(config), []).append(k)
+    for key, indices in groups.items():
+        built = [task_and_model(configs[k]) for k in indices]
+        for k, (_, model, _) in zip(indices, built):
+            if configs[k].active_head is not None:
+                attach_heads(model, configs[k].previous_token_head, configs[k].active_head)
+        shared = member_clamp(key.condition, built[0][1])  # built on the ensemble's template module
+        members = [Member(model, task, seeds, [measures.loss_and_accuracy(task, ["train", "in_context"],
+                                                                          hooks=member_clamp(key.condition, model))],
+                          hooks=shared) for task, model, seeds in built]
+        histories = train_members(
+            members, steps=key.steps, lr=key.lr, batch_size=key.batch_size, eval_every=key.eval_every,
+            eval_splits=["train", "in_context"], eval_batch_size=key.eval_batch_size, progress=progress, device=device,
+        )
+        for k, history in zip(indices, histories):
+            results[k] = _result(configs[k], history)
+    return results
+
+
+def _result(config: ClampedRunConfig, history: History) -> dict:
     loss = history["loss/train"]
     return {
         **asdict(config),
@@ -206,26 +336,35 @@ def run(config: ClampedRunConfig, *, device: str | torch.device | None = None, p
     }
 
 
-def train_baseline(
-    setting: SinghSetting, *, device: str | torch.device | None = None, progress: bool | None = None,
-) -> tuple[ItemLabelTask, AttentionOnlyTransformer, History]:
-    """The unclamped baseline (Singh et al., Fig 3), live: ``(task, model, history)``.
+def train_baselines(
+    setting: SinghSetting, n_seeds: int = 1, *, device: str | torch.device | None = None, progress: bool | None = None,
+) -> list[tuple[ItemLabelTask, AttentionOnlyTransformer, History]]:
+    """The unclamped baseline (Singh et al., Fig 3) at seeds ``setting.seed .. + n_seeds - 1``,
+    trained as one batched ensemble, live: one ``(task, model, history)`` per seed.
 
     Evaluated on the three splits of :data:`BASELINE_SPLITS` with loss, accuracy and both
     head scores of every head; checkpoints every 2 evaluations and at the end (for the
     ablations over training). A direct call rather than :func:`run`: the chapter inspects
-    the trained model and its checkpoints.
+    the trained models and their checkpoints.
     """
-    task, model, seeds = task_and_model(setting)
     splits = list(BASELINE_SPLITS)
-    history = train(
-        model, task, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size, eval_every=setting.eval_every,
-        measures=[measures.loss_and_accuracy(task, splits), measures.head_scores("train")],
-        eval_splits=splits, eval_batch_size=setting.eval_batch_size, seeds=seeds,
+    built = [task_and_model(dataclasses.replace(setting, seed=setting.seed + i)) for i in range(n_seeds)]
+    members = [Member(model, task, seeds, [measures.loss_and_accuracy(task, splits), measures.head_scores("train")])
+               for task, model, seeds in built]
+    histories = train_members(
+        members, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size, eval_every=setting.eval_every,
+        eval_splits=splits, eval_batch_size=setting.eval_batch_size,
         checkpoint_steps=sorted({*range(0, setting.steps, 2 * setting.eval_every), setting.steps}),
         progress=progress, device=device,
     )
-    return task, model, history
+    return [(task, model, history) for (task, model, _), history in zip(built, histories)]
+
+
+def train_baseline(
+    setting: SinghSetting, *, device: str | torch.device | None = None, progress: bool | None = None,
+) -> tuple[ItemLabelTask, AttentionOnlyTransformer, History]:
+    """The unclamped baseline at ``setting.seed`` alone (:func:`train_baselines` with one seed)."""
+    return train_baselines(setting, 1, device=device, progress=progress)[0]
 
 
 def strongest_heads(history) -> dict[str, int]:

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm import tqdm
 
-from ihcore.spine.validation import refuse
 from ihcore.spine.curves import first_step_below
 from ihcore.spine.train import progress_enabled
+from ihcore.spine.validation import refuse
 
 FACTORS = "abc"
 

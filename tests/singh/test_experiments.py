@@ -1,13 +1,14 @@
 """The chapter's lists of runs (from its parameters) and the summaries it prints and measures."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from ihcore.book.chapters import SINGH
 from ihcore.singh import ClampedRunConfig, SinghSetting, experiments
-from ihcore.singh.subcircuits import CONDITIONS
+from ihcore.singh.subcircuits import strongest_heads, train_baseline
 from ihcore.spine.train import History
 
 P = SINGH.parameters.validate({})
@@ -22,28 +23,40 @@ def history(loss, accuracy=None, **values) -> History:
 
 def test_the_chapter_defaults_are_the_studys_dataclass_defaults():
     assert experiments.baseline_setting(P) == SinghSetting()
-    assert all(c.steps == ClampedRunConfig.steps for c in experiments.clamp_configs(P, {"previous_token_head": 0,
-                                                                                      "induction_head": 0}))
-    assert [c.init_scale for c in experiments.toy_configs(P)] == [0.1] * 3
+    assert P.n_seeds == 5 and experiments.chapter_seeds(P) == [0, 1, 2, 3, 4]
+    configs = experiments.clamp_configs(P, {"previous_token_head": 0, "induction_head": 0})
+    assert {c.steps for c in configs if c.condition == "none"} == {ClampedRunConfig.steps}
+    assert {(c.steps, c.eval_every) for c in configs if c.condition != "none"} == {(P.sweep_steps, P.sweep_steps // 40)}
+    assert [c.init_scale for c in experiments.toy_configs(P)] == [0.1] * 3 * P.n_seeds
 
 
-def test_clamp_and_data_configs_use_the_baselines_heads():
-    heads = {"previous_token_head": 6, "induction_head": 2}
+def test_clamp_and_data_configs_give_each_seed_its_own_heads():
+    heads = {"previous_token_head": [6, 5, 4, 3, 2], "induction_head": [2, 3, 4, 5, 6]}
     clamp = experiments.clamp_configs(P, heads)
-    assert [c.condition for c in clamp] == list(CONDITIONS)
-    assert {(c.previous_token_head, c.active_head) for c in clamp} == {(6, 2)}
+    assert [c.condition for c in clamp[::P.n_seeds]] == list(experiments.CLAMP_CONDITIONS)
+    assert "1 (PT attention)" not in experiments.CLAMP_CONDITIONS and len(clamp) == 5 * P.n_seeds
+    for k in range(P.n_seeds):
+        assert {(c.seed, c.previous_token_head, c.active_head) for c in clamp[k::P.n_seeds]} == {(k, 6 - k, 2 + k)}
     data = experiments.data_configs(P, heads)
-    assert len(data) == 9 and {c.active_head for c in data} == {2}
-    assert [(c.n_classes, c.n_labels) for c in data[::3]] == [(50, 5), (200, 5), (50, 15)]
+    assert [(c.n_classes, c.n_labels, c.condition) for c in data[::P.n_seeds]] == [
+        (200, 5, experiments.DATA_SWEEP_COLUMNS["only B"]), (50, 15, experiments.DATA_SWEEP_COLUMNS["only C"])]
+    assert [(c.seed, c.active_head) for c in data[:P.n_seeds]] == [(k, 2 + k) for k in range(P.n_seeds)]
     assert {c.eval_every for c in data} == {P.sweep_steps // 40}
+    # a base cell of the data sweep is the clamp sweep's run of the same condition
+    base = experiments.clamped_run(P, experiments.DATA_SWEEP_COLUMNS["only B"], 0, 6, 2)
+    assert base in clamp
+    with pytest.raises(ValueError, match="3 heads for 5 seeds"):
+        experiments.clamp_configs(P, {"previous_token_head": [0, 1, 2], "induction_head": 0})
 
 
-def test_baseline_heads_are_the_strongest_heads_of_the_trained_baseline():
+def test_baseline_heads_are_each_seeds_own_strongest_heads():
     p = SINGH.parameters.validate({"steps": 10, "eval_every": 5, "n_heads": 2, "d_model": 8, "item_dim": 8,
                                    "n_classes": 4, "slow_steps": 10, "clamp_steps": 10, "sweep_steps": 10,
-                                   "sweep_classes": 5, "sweep_labels": 6})
+                                   "sweep_classes": 5, "sweep_labels": 6, "n_seeds": 3, "seed": 7})
     heads = experiments.baseline_heads(p)
-    assert set(heads) == {"previous_token_head", "induction_head"} and all(0 <= h < 2 for h in heads.values())
+    alone = [strongest_heads(train_baseline(replace(experiments.baseline_setting(p), seed=seed), progress=False)[2])
+             for seed in (7, 8, 9)]
+    assert heads == {name: [h[name] for h in alone] for name in ("previous_token_head", "induction_head")}
     assert experiments.baseline_heads(p) == heads
 
 
@@ -74,25 +87,43 @@ def test_ablation_and_wiring_summaries():
     assert experiments.wiring_summary(accuracy) == {"useful_sources": 2, "most_sources_per_target": 2, "many_to_many": 2}
 
 
-def test_clamp_summary_counts_a_run_without_phase_change_as_infinitely_late():
-    times = dict(zip(CONDITIONS, [400, 300, 200, 50, 100, None]))
-    summary = experiments.clamp_summary([{"condition": c, "phase_change": t} for c, t in times.items()])
-    assert summary["speed_up"]["1,2 (layer 0: A)"] == 2.0 and summary["speed_up"]["1,2,3v,5 (layer 0 + copy: A+C)"] == 0
-    assert summary["two_clamps"] == np.inf and summary["unclamped"] == 400.0
+def test_clamp_summary_is_per_seed_and_counts_a_run_without_phase_change_as_infinitely_late():
+    times = {"none": [400, None], "1,2 (layer 0: A)": [200, 100], "1,2,3qk,4 (match: A+B)": [50, None],
+             "3v,5 (copy: C)": [100, 100], "1,2,3v,5 (layer 0 + copy: A+C)": [None, 20]}
+    runs = [{"condition": c, "seed": seed, "phase_change": t[k]} for c, t in times.items() for k, seed in enumerate((3, 4))]
+    summary = experiments.clamp_summary(runs[::-1], seeds=[3, 4])  # order of the runs does not matter
+    assert list(summary["speed_up"]["1,2 (layer 0: A)"]) == [2.0, np.inf]
+    assert list(summary["speed_up"]["1,2,3v,5 (layer 0 + copy: A+C)"]) == [0.0, np.inf]
+    assert list(summary["two_clamps"]) == [np.inf, np.inf] and list(summary["unclamped"]) == [400.0, np.inf]
+    assert experiments.ratio(np.inf, np.inf, 0.0) == 0.0 and experiments.ratio(np.inf, np.inf, np.inf) == np.inf
 
 
-def test_data_dependence_ratios_compare_rows_within_a_column():
-    phase_changes = [10, 20, 30,  # base row: only B, only C, B and C
-                     40, 20, 30,  # more classes
-                     10, 60, None]  # more labels
-    summary = experiments.data_dependence([{"phase_change": t} for t in phase_changes], P)
-    assert summary["times"].shape == (3, 3) and summary["times"][0, 0] == 10 * P.batch_size
-    assert summary["labels_ratio"] == 3.0 and summary["classes_ratio"] == 4.0 and summary["times"][2, 2] == np.inf
+def test_data_dependence_ratios_compare_each_seeds_runs_within_a_column():
+    only_b, only_c = experiments.DATA_SWEEP_COLUMNS["only B"], experiments.DATA_SWEEP_COLUMNS["only C"]
+    seeds = experiments.chapter_seeds(P)
+    clamp_runs = [{"condition": c, "seed": s, "phase_change": t} for c, t in ((only_b, 10), (only_c, 20), ("none", 90))
+                  for s in seeds]
+    data_runs = [{"n_classes": P.sweep_classes, "n_labels": P.n_labels, "condition": only_b, "seed": s, "phase_change": 10 * (s + 1)}
+                 for s in seeds]
+    data_runs += [{"n_classes": P.n_classes, "n_labels": P.sweep_labels, "condition": only_c, "seed": s,
+                   "phase_change": None if s == 0 else 30} for s in seeds]
+    summary = experiments.data_dependence(clamp_runs, data_runs, P)
+    assert list(summary["classes_ratio"]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert list(summary["labels_ratio"]) == [np.inf, 1.5, 1.5, 1.5, 1.5]
+    assert list(summary["times"]["only B, 50 classes, 5 labels"]) == [10 * P.batch_size] * 5
 
 
 def test_phase_change_spread_rows():
-    rows = experiments.phase_change_spread(100, [{"phase_change": 200}, {"phase_change": None}],
-                                           [{"phase_change": 300}] * 3, P)
+    rows = experiments.phase_change_spread([100, 200, None], [{"phase_change": 300}] * 3, P)
     assert list(rows) == ["2 layers, d_model 64, 3 seeds", "3 layers", "d_model 32", "d_model 128"]
     assert list(rows["2 layers, d_model 64, 3 seeds"]) == [100 * 32, 200 * 32, np.inf]
     assert list(rows["d_model 128"]) == [300 * 32]
+
+
+def test_heads_by_seed_keeps_each_seeds_choice():
+    def scores(strongest):
+        values = np.zeros((1, 2, 3))
+        values[-1, :, strongest] = 1.0
+        return values
+    histories = [history([1.0], previous_token_score=scores(a), induction_score=scores(b)) for a, b in ((0, 2), (1, 0))]
+    assert experiments.heads_by_seed(histories) == {"previous_token_head": [0, 1], "induction_head": [2, 0]}

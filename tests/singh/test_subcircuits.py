@@ -1,22 +1,37 @@
 """The study's settings, the subcircuit clamp conditions, one clamped run and the live baseline."""
 
+import dataclasses
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 
 from ihcore.book import sweep_registry, sweeps
 from ihcore.singh import ClampedRunConfig, SinghSetting
 from ihcore.singh.subcircuits import (
-    CONDITIONS, PHASE_CHANGE_LOSS, clamped_losses, condition_clamp, run, singh_model, singh_task, strongest_heads,
+    CONDITIONS,
+    HEAD_MASKS,
+    PHASE_CHANGE_LOSS,
+    attach_heads,
+    clamped_losses,
+    condition_clamp,
+    match_pattern,
+    member_clamp,
+    run,
+    run_many,
+    singh_model,
+    singh_task,
+    strongest_heads,
     train_baseline,
+    train_baselines,
 )
 from ihcore.spine import clamps
 from ihcore.spine.validation import ParameterError
 
 TASK = singh_task(n_labels=5, n_classes=10, item_dim=8, prototypes="lowrank", seed=0)
 BATCH = TASK.sample(32, "train", torch.Generator().manual_seed(0))
-SMALL = dict(n_classes=10, item_dim=8, n_heads=2, d_model=16)
+SMALL = {"n_classes": 10, "item_dim": 8, "n_heads": 2, "d_model": 16}
 
 
 def test_the_defaults_are_the_papers_setting_as_the_chapter_runs_it():
@@ -102,11 +117,15 @@ def test_a_run_through_the_sweep_registry_equals_a_direct_run():
     sweep = sweep_registry.SWEEPS["singh-clamps"]
     p = sweep.parameters({"clamp_steps": 10, "eval_every": 5, "n_heads": 2, "d_model": 8, "item_dim": 8, "n_classes": 4,
                           "steps": 10, "slow_steps": 10, "sweep_steps": 10, "sweep_classes": 5, "sweep_labels": 6})
-    config = sweep.configs(p, {"previous_token_head": 1, "induction_head": 1})[3]
-    assert isinstance(config, ClampedRunConfig) and config.active_head == 1
+    configs = sweep.configs(p, {"previous_token_head": [1, 0, 1, 0, 1], "induction_head": [1, 1, 0, 0, 1]})
+    config = configs[3 * p.n_seeds + 2]  # condition 3, third seed
+    assert isinstance(config, ClampedRunConfig) and (config.seed, config.active_head) == (2, 0)
     direct = run(config, progress=False)
     engine = sweep.run(config, progress=False)
     assert sweeps.canonical(direct) == sweeps.canonical(engine)
+    batched = sweep.run_all(configs[3 * p.n_seeds:4 * p.n_seeds])[2]
+    assert batched["phase_change"] == direct["phase_change"]
+    np.testing.assert_allclose(batched["loss"], direct["loss"], rtol=1e-5, atol=1e-6)
 
 
 def test_the_baseline_is_live_with_every_measure_and_its_checkpoints():
@@ -118,3 +137,53 @@ def test_the_baseline_is_live_with_every_measure_and_its_checkpoints():
     heads = strongest_heads(history)
     assert set(heads) == {"previous_token_head", "induction_head"} and all(0 <= h < 2 for h in heads.values())
     assert history["loss/train"][0] > PHASE_CHANGE_LOSS
+
+
+# --- Seeds as a batch dimension: run_many, the shared clamps, the baseline ensemble -------------
+
+
+@pytest.mark.parametrize("condition", list(CONDITIONS))
+def test_run_many_gives_each_seed_its_own_run_with_its_own_heads(condition):
+    tiny = dict(SMALL, steps=30, eval_every=10, eval_batch_size=64, lr=1e-2)
+    configs = [ClampedRunConfig(**tiny, condition=condition, seed=seed, previous_token_head=seed % 2,
+                                active_head=(seed + 1) % 2) for seed in range(3)]
+    many = run_many(configs, progress=False)
+    for config, result in zip(configs, many):
+        alone = run(config, progress=False)
+        assert {k: result[k] for k in asdict(config)} == asdict(config)
+        assert result["phase_change"] == alone["phase_change"]
+        np.testing.assert_allclose(result["loss"], alone["loss"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(result["loss_in_context"], alone["loss_in_context"], rtol=1e-5, atol=1e-6)
+    # the heads matter: seed 1 with seed 0's heads is another run
+    swapped = run(dataclasses.replace(configs[1], previous_token_head=0, active_head=1), progress=False)
+    assert np.abs(swapped["loss"] - many[1]["loss"]).max() > 1e-4
+
+
+def test_member_clamp_equals_the_condition_clamp_and_needs_the_heads():
+    model = singh_model(TASK, n_heads=4, d_model=16, seed=0)
+    with pytest.raises(ValueError, match="attach_heads"):
+        member_clamp("3v,5 (copy: C)", model)
+    attach_heads(model, previous_token_head=1, active_head=2)
+    assert HEAD_MASKS not in model.state_dict()
+    for condition in CONDITIONS:
+        with torch.no_grad():
+            with condition_clamp(condition, model, 1, 2).on(model, BATCH):
+                expected = model(BATCH.tokens)
+            with member_clamp(condition, model).on(model, BATCH):
+                got = model(BATCH.tokens)
+        assert torch.equal(got, expected), condition
+
+
+def test_the_out_of_place_match_pattern_is_the_spines():
+    assert torch.equal(match_pattern(BATCH), clamps.match_pattern(BATCH))
+
+
+def test_the_baseline_ensemble_member_is_the_single_seed_baseline():
+    setting = SinghSetting(**SMALL, steps=20, eval_every=5, eval_batch_size=64, seed=3)
+    ensemble = train_baselines(setting, 3, progress=False)
+    assert [model.config.n_heads for _, model, _ in ensemble] == [2, 2, 2]
+    for k, (_, _, history) in enumerate(ensemble):
+        _, _, alone = train_baseline(dataclasses.replace(setting, seed=3 + k), progress=False)
+        for name in ("loss/train", "accuracy/in_context", "induction_score", "previous_token_score"):
+            np.testing.assert_allclose(history[name], alone[name], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ensemble[0][2]["loss/train"], ensemble[1][2]["loss/train"])  # distinct seeds

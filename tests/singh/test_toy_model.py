@@ -51,9 +51,11 @@ def test_a_bad_value_is_refused_naming_the_field(field, value, message):
         ToyConfig(**{field: value})
 
 
-def test_the_sweep_runs_the_chapters_three_conditions_as_direct_runs_do():
+def test_the_sweep_runs_the_chapters_three_conditions_at_each_seed_as_direct_runs_do():
     sweep = sweep_registry.SWEEPS["singh-toy"]
-    p = sweep.parameters({"toy_init_scale": 0.2})
+    p = sweep.parameters({"toy_init_scale": 0.2, "seed": 3, "n_seeds": 5})
     configs = sweep.configs(p)
-    assert [c.clamped for c in configs] == ["", "c", "bc"] and all(c.init_scale == 0.2 for c in configs)
-    assert sweeps.canonical(sweep.run(configs[1], progress=False)) == sweeps.canonical(run(configs[1], progress=False))
+    assert [(c.clamped, c.seed) for c in configs] == [(clamped, seed) for clamped in ("", "c", "bc") for seed in range(3, 8)]
+    assert all(c.init_scale == 0.2 for c in configs)
+    assert sweeps.canonical(sweep.run(configs[6], progress=False)) == sweeps.canonical(run(configs[6], progress=False))
+    assert run(configs[0], progress=False)["loss"][0] != run(configs[1], progress=False)["loss"][0]  # seeds differ
