@@ -153,7 +153,7 @@ def condition_clamp(condition: str, model, previous_token_head: int, active_head
         return clamps.no_clamp()
     keep = clamps.only_heads(1, [active_head], model.config.n_heads)
     layer0 = clamps.shifted_input_for_qk(model, 1)
-    match = clamps.pattern(1, active_head, match_pattern, rows=[-1], name="match")
+    match = clamps.pattern(1, active_head, clamps.match_pattern, rows=[-1], name="match")
     copy = clamps.scores_as_logits(1, active_head)
     by_name = {
         "none": keep,
@@ -223,7 +223,7 @@ def member_clamp(condition: str, model) -> clamps.Clamp:
         "none": [],
         "1 (PT attention)": [lambda batch: {"layer0.attn.pattern": pattern_of(0, clamps.previous_token_pattern(batch), False)}],
         "1,2 (layer 0: A)": [layer0],
-        "1,2,3qk,4 (match: A+B)": [lambda batch: {"layer1.attn.pattern": pattern_of(1, match_pattern(batch), True)}],
+        "1,2,3qk,4 (match: A+B)": [lambda batch: {"layer1.attn.pattern": pattern_of(1, clamps.match_pattern(batch), True)}],
         "3v,5 (copy: C)": [copy_for],
         "1,2,3v,5 (layer 0 + copy: A+C)": [layer0, copy_for],
     }[condition]
@@ -231,17 +231,6 @@ def member_clamp(condition: str, model) -> clamps.Clamp:
     for part in parts:
         clamp = clamp + (part if isinstance(part, clamps.Clamp) else clamps.Clamp(part))
     return clamps.Clamp(clamp.hooks_for, condition)
-
-
-def match_pattern(batch) -> torch.Tensor:
-    """:func:`ihcore.spine.clamps.match_pattern` built out of place (the same values), so that
-    it also works inside a vmapped ensemble, where the batch's tensors are one member's."""
-    T = batch.tokens.shape[1]
-    matches = batch.context_matches.float()  # (B, N)
-    weights = matches / matches.sum(-1, keepdim=True).clamp(min=1)
-    columns = torch.nn.functional.one_hot(batch.label_positions, T).to(weights)  # (N, T)
-    rows = torch.nn.functional.one_hot(torch.tensor(batch.query_position, device=weights.device), T).to(weights)  # (T,)
-    return rows[None, :, None] * (weights @ columns)[:, None, :]  # (B, T, T)
 
 
 def singh_task(n_labels: int, n_classes: int, item_dim: int, prototypes: str, seed: int) -> ItemLabelTask:

@@ -122,12 +122,16 @@ def previous_token_pattern(batch: Batch) -> torch.Tensor:
 
 def match_pattern(batch: Batch) -> torch.Tensor:
     """(B, T, T) ideal induction pattern of the query row: weight spread evenly over the labels
-    whose item matches the query's class (1 on the correct label with one match); other rows 0."""
-    B, T = batch.tokens.shape[:2]
+    whose item matches the query's class (1 on the correct label with one match); other rows 0.
+
+    Built out of place (one-hot rows and columns), so it also works on one member's batch
+    inside a vmapped ensemble (:func:`ihcore.spine.train.train_members`)."""
+    T = batch.tokens.shape[1]
     matches = batch.context_matches.float()  # (B, N)
-    ideal = torch.zeros(B, T, T, device=batch.tokens.device)
-    ideal[:, batch.query_position, batch.label_positions] = matches / matches.sum(-1, keepdim=True).clamp(min=1)
-    return ideal
+    weights = matches / matches.sum(-1, keepdim=True).clamp(min=1)
+    columns = torch.nn.functional.one_hot(batch.label_positions, T).to(weights)  # (N, T)
+    row = torch.nn.functional.one_hot(torch.tensor(batch.query_position, device=weights.device), T).to(weights)  # (T,)
+    return row[None, :, None] * (weights @ columns)[:, None, :]
 
 
 def shifted_input_for_qk(model, layer: int) -> Clamp:

@@ -16,7 +16,6 @@ from ihcore.singh.subcircuits import (
     attach_heads,
     clamped_losses,
     condition_clamp,
-    match_pattern,
     member_clamp,
     run,
     run_many,
@@ -172,10 +171,6 @@ def test_member_clamp_equals_the_condition_clamp_and_needs_the_heads():
             with member_clamp(condition, model).on(model, BATCH):
                 got = model(BATCH.tokens)
         assert torch.equal(got, expected), condition
-
-
-def test_the_out_of_place_match_pattern_is_the_spines():
-    assert torch.equal(match_pattern(BATCH), clamps.match_pattern(BATCH))
 
 
 def test_the_baseline_ensemble_member_is_the_single_seed_baseline():

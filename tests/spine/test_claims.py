@@ -23,6 +23,7 @@ from ihcore.spine.claims import (
     estimate_text,
     load_claims,
     median_interval,
+    seeds_estimate,
 )
 
 

@@ -114,3 +114,19 @@ def test_scores_as_logits_puts_the_heads_scores_on_the_context_labels():
     loss.backward()
     assert torch.isfinite(loss) and torch.count_nonzero(model.layers[1].W_Q.grad[2]) > 0
     assert torch.count_nonzero(model.layers[1].W_V.grad) == 0  # the value path does not reach the output
+
+
+def test_match_pattern_puts_the_query_rows_weight_on_matching_labels_and_works_under_vmap():
+    import dataclasses
+
+    task = ItemLabelTask(n_pairs=4, item_dim=8, n_labels=4, n_classes=3, n_heldout_classes=2, seed=0)
+    batch = task.sample(16, "train", torch.Generator().manual_seed(0))
+    expected = torch.zeros(16, task.n_positions, task.n_positions)  # written out: the query row only
+    for b in range(16):
+        matching = batch.context_matches[b].nonzero().flatten()
+        for i in matching:
+            expected[b, -1, 2 * i + 1] = 1 / len(matching)
+    assert torch.equal(clamps.match_pattern(batch), expected)
+    stacked = {f.name: torch.stack([getattr(batch, f.name)] * 2) for f in dataclasses.fields(batch)}
+    per_member = torch.vmap(lambda fields: clamps.match_pattern(dataclasses.replace(batch, **fields)))(stacked)
+    assert torch.equal(per_member, torch.stack([expected] * 2))
