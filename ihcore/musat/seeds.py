@@ -3,18 +3,18 @@
 Every trained claim of the chapter is measured on ``n_seeds`` seeds ``seed .. seed + n_seeds - 1``;
 configurations that differ only in their seed train as one ensemble (``run_many`` of each
 kind of run). Readings of the ensemble are medians with the order-statistic interval of
-:func:`ihcore.spine.claims.median_interval`, printed at the precision it supports.
+:func:`ihcore.spine.claims.median_interval`, printed at the precision it supports
+(:func:`ihcore.spine.claims.seeds_estimate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from statistics import median
 
 import numpy as np
 
-from ihcore.spine.claims import estimate_text, median_interval
+from ihcore.spine.claims import seeds_estimate
 
 
 def with_seeds(configs: Iterable, p) -> list:
@@ -36,15 +36,9 @@ def never_as_inf(value: float) -> float:
 
 
 def estimate(values: Sequence[float]) -> str:
-    """Median over seeds at the precision its order-statistic interval supports (stable across CPUs;
-    the interval's ends are not printed, since each is one seed's value); 3 significant digits at most
-    when the seeds agree to rounding. NaN (an event that never happened) counts as inf, and the
-    number of such seeds is named."""
+    """Median over seeds at the precision its interval supports
+    (:func:`ihcore.spine.claims.seeds_estimate`); NaN (an event that never happened) counts as
+    inf, and the number of such seeds is named."""
     values = [never_as_inf(float(v)) for v in values]
-    lower, upper, _ = median_interval(values)
-    middle = float(median(values))
     never = sum(np.isinf(v) for v in values)
-    note = f" ({never} of {len(values)} never)" if never else ""
-    if np.isfinite(middle) and upper - lower < 1e-3 * abs(middle):  # seeds agree to rounding: 3 digits, not 8
-        return f"{middle:.3g}{note}"
-    return estimate_text(middle, lower, upper) + note
+    return seeds_estimate(values) + (f" ({never} of {len(values)} never)" if never else "")

@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import median
 
+import numpy as np
+
 from ihcore.spine.markdown import markdown_table
 
 VERDICTS = ("reproduced", "partly", "undecided", "not reproduced")
@@ -111,14 +113,19 @@ def estimate_text(median: float, lower: float | None = None, upper: float | None
         return str(median)
     width = (upper - lower) if lower is not None and upper is not None else 0.0
     if math.isinf(width):  # a seed at infinity (an event that never happened): 1 significant digit
-        return f"{median:.1g}"
+        return significant(median, 1)
     if not width > 0:
-        return f"{median:.3g}"
+        return significant(median, 3)
     decimals = -math.floor(math.log10(width))
-    if median != 0:  # seeds that agree to rounding: at most 3 significant digits, not 8
-        decimals = min(decimals, 2 - math.floor(math.log10(abs(median))))
+    if median != 0 and decimals > 2 - math.floor(math.log10(abs(median))):
+        return significant(median, 3)  # seeds that agree to rounding: 3 significant digits, not 8
     value = round(median, decimals)
     return f"{value:.{max(decimals, 0)}f}" if value != 0 else "0"
+
+
+def significant(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, positional (``600``, not ``6e+02``)."""
+    return np.format_float_positional(value, precision=digits, unique=True, fractional=False, trim="-")
 
 
 def seeds_estimate(values) -> str:

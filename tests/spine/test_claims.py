@@ -262,7 +262,7 @@ def test_a_claim_cannot_be_declared_or_measured_twice():
 @pytest.mark.parametrize("median, lower, upper, text", [
     (0.1739, 0.12, 0.25, "0.2"), (0.54, 0.505, 0.56, "0.54"), (7.0, 7.0, 7.0, "7"), (25.3, 5.0, 40.0, "30"),
     (1.4348, None, None, "1.43"), (math.inf, 3.0, math.inf, "inf"), (0.004, 0.0, 0.03, "0"),
-    (0.40000001, 0.4, 0.40000002, "0.400"), (23.2, 22.1, 25.1, "23"), (640.0, 400.0, math.inf, "6e+02"),
+    (0.40000001, 0.4, 0.40000002, "0.4"), (23.2, 22.1, 25.1, "23"), (640.0, 400.0, math.inf, "600"), (1234.5, None, None, "1230"),
 ])
 def test_estimate_is_printed_at_the_precision_of_its_interval(median, lower, upper, text):
     assert estimate_text(median, lower, upper) == text
