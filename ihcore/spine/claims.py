@@ -19,8 +19,10 @@ interval, not one seed: every value in it accepted by the rule -> "reproduced"; 
 value in the wider ``partly`` rule but none in the rule -> "partly"; none accepted by
 either -> "not reproduced"; otherwise the interval straddles a threshold -> "undecided"
 (at S seeds: more seeds may decide it). A claim measured by one number (a closed form, a
-construction, a deterministic flow) is judged on that number. :meth:`ClaimsLedger.write` saves ``<claims dir>/<chapter>.json`` atomically, and
-the book's introduction tabulates every chapter's file (:func:`claims_markdown`).
+construction, a deterministic flow) is judged on that number.
+
+:meth:`ClaimsLedger.write` saves ``<claims dir>/<chapter>.json`` atomically, and the book's
+introduction tabulates every chapter's file (:func:`claims_markdown`).
 
 The claims directory is ``$IHCORE_CLAIMS_DIR`` if set, else ``../data/claims`` relative to
 the working directory (chapters run in ``chapters/``).
