@@ -56,7 +56,7 @@ from ihcore.singh import SinghSetting
 from ihcore.singh.subcircuits import singh_model
 from ihcore.spine import curves, fits, measures
 from ihcore.spine.item_label_task import ItemLabelTask
-from ihcore.spine.train import Member, Seeds, seed_groups, train_members
+from ihcore.spine.train import Member, Seeds, run_in_groups, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer
 from ihcore.spine.validation import refuse, refuse_invalid
 
@@ -200,22 +200,21 @@ def run_many(configs: Sequence[ScalingConfig], *, device: str | torch.device | N
     """:func:`run` of every config, in order; the configs that differ only in ``seed`` (one task
     at one N) train as one ensemble (:func:`ihcore.spine.train.train_members`), each member with
     its own task world, init, data and evaluation seeds."""
-    results: list[dict | None] = [None] * len(configs)
-    for group in seed_groups(configs):
-        setting = configs[group[0]]
+    def run_group(group: list[ScalingConfig]) -> list[dict]:
+        setting = group[0]
         members = []
-        for k in group:
-            task = build_task(configs[k])
-            members.append(Member(build_model(configs[k], task), task, Seeds.from_base(configs[k].seed),
+        for config in group:
+            task = build_task(config)
+            members.append(Member(build_model(config, task), task, Seeds.from_base(config.seed),
                                   [measures.loss_and_accuracy(task, ["train"])]))
         histories = train_members(
             members, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size,
             eval_every=setting.eval_every, eval_splits=["train"], eval_batch_size=setting.eval_batch_size,
             progress=progress, device=device,
         )
-        for k, history in zip(group, histories):
-            results[k] = _result(configs[k], history)
-    return results
+        return [_result(config, history) for config, history in zip(group, histories)]
+
+    return run_in_groups(configs, run_group)
 
 
 def _result(config: ScalingConfig, history) -> dict:

@@ -87,7 +87,7 @@ from ihcore.singh.subcircuits import PHASE_CHANGE_LOSS, condition_clamp, singh_m
 from ihcore.spine import clamps, measures
 from ihcore.spine.circuit_weights import copying_ov, matching_qk, position_qk
 from ihcore.spine.curves import first_crossing, first_step_below
-from ihcore.spine.train import Member, Seeds, seed_groups, train_members
+from ihcore.spine.train import Member, Seeds, run_in_groups, train_members
 
 SUBCIRCUITS = ("C", "B", "A")  # Musat's claimed order: C (γ₃) first, then B (β₂), then A (α₃)
 LENSES = ("musat", "singh", "musat_raw", "singh_clamp", "singh_head")
@@ -244,13 +244,11 @@ def run_many(configs: Sequence[OrderConfig], *, device: str | torch.device | Non
     ensemble (:func:`ihcore.spine.train.train_members`: one batched computation, each member with
     its own init, data and evaluation seeds). Each seed's heads are chosen from its own final
     model, and its curves read off its own checkpoints."""
-    results: list[dict | None] = [None] * len(configs)
-    for group in seed_groups(configs):
-        setting = configs[group[0]]
+    def run_group(group: list[OrderConfig]) -> list[dict]:
+        setting = group[0]
         eval_steps = sorted(set(range(0, setting.steps + 1, setting.eval_every)) | {setting.steps})
         members = []
-        for k in group:
-            config = configs[k]
+        for config in group:
             seeds = Seeds.from_base(config.seed)
             task = singh_task(config.n_labels, config.n_classes, config.item_dim, config.prototypes, seeds.init)
             model = singh_model(task, config.n_heads, config.d_model, seeds.init, config.n_layers)
@@ -259,9 +257,10 @@ def run_many(configs: Sequence[OrderConfig], *, device: str | torch.device | Non
             members, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size, eval_every=setting.steps,
             eval_batch_size=setting.eval_batch_size, checkpoint_steps=eval_steps, progress=progress, device=device,
         )
-        for k, member, history in zip(group, members, histories):
-            results[k] = read_lenses(configs[k], member, history, eval_steps)
-    return results
+        return [read_lenses(config, member, history, eval_steps)
+                for config, member, history in zip(group, members, histories)]
+
+    return run_in_groups(configs, run_group)
 
 
 def read_lenses(config: OrderConfig, member: Member, history, eval_steps: list[int]) -> dict:

@@ -34,7 +34,7 @@ from ihcore.musat.tasks import DATA_MODES, LABEL_CUES, QUERY_MODES, ContinuousTa
 from ihcore.spine import devices
 from ihcore.spine.fits import loglog_slope
 from ihcore.spine.markdown import markdown_table
-from ihcore.spine.train import Member, Seeds, seed_groups, train_members
+from ihcore.spine.train import Member, Seeds, run_in_groups, train_members
 
 # model: the chapter's label of its run in the reduced-model comparison
 MODEL_LABELS = {"full": "full model, projected", "coefficients": "19 coefficients", "three": "3 parameters"}
@@ -123,19 +123,18 @@ def run_many(configs: Sequence[MinimalRunConfig], *, device: str | torch.device 
     """:func:`run` of every config, in order; configs that differ only in ``seed`` train as one
     ensemble (:func:`ihcore.spine.train.train_members`), each member with its own init, data
     and evaluation seeds, so each result equals ``run(config)`` to float rounding."""
-    results: list[dict | None] = [None] * len(configs)
-    for group in seed_groups(configs):
-        members = [_member(configs[k], device) for k in group]
-        first = configs[group[0]]
+    def run_group(group: list[MinimalRunConfig]) -> list[dict]:
+        members = [_member(config, device) for config in group]
+        first = group[0]
         steps = math.ceil(first.tau_max / first.eta)
         histories = train_members(
             [member for member, _ in members], steps=steps, lr=members[0][1], batch_size=first.batch_size,
             eval_every=max(1, steps // first.n_evals), eval_batch_size=first.batch_size, optimizer="sgd",
             progress=progress, device=device,
         )
-        for k, (member, _), history in zip(group, members, histories):
-            results[k] = _result(configs[k], member.model, history)
-    return results
+        return [_result(config, member.model, history) for config, (member, _), history in zip(group, members, histories)]
+
+    return run_in_groups(configs, run_group)
 
 
 def _member(c: MinimalRunConfig, device) -> tuple[Member, float]:

@@ -25,7 +25,7 @@ from ihcore.spine import measures
 from ihcore.spine.circuit_weights import (
     READOUT_NAMES, copying_ov, matching_qk, position_qk, circuit_readout_measure, stripe_contrast, token_qk,
 )
-from ihcore.spine.train import Member, Seeds, seed_groups, train_members
+from ihcore.spine.train import Member, Seeds, run_in_groups, train_members
 
 # product: the diagonal its contrast is measured on (-1: key = query - 1)
 PRODUCT_OFFSETS = {"previous position": -1, "control": 0, "matching": 0, "copying": 0}
@@ -87,13 +87,12 @@ def run_many(configs: Sequence[StandardRunConfig], *, device: str | torch.device
     """:func:`run` of every config, in order; configs that differ only in ``seed`` train as one
     ensemble (:func:`ihcore.spine.train.train_members`: each member its own init, data and
     evaluation seeds), so each result equals ``run(config)`` to float rounding."""
-    results: list[dict | None] = [None] * len(configs)
-    for group in seed_groups(configs):
-        first = configs[group[0]]
+    def run_group(group: list[StandardRunConfig]) -> list[dict]:
+        first = group[0]
         task = TokenTask(n_pairs=first.n_pairs, n_tokens=first.n_tokens)
         members = []
-        for k in group:
-            seeds = Seeds.from_base(configs[k].seed)
+        for config in group:
+            seeds = Seeds.from_base(config.seed)
             members.append(Member(token_task_model(task, first.d_model, seeds.init), task, seeds,
                                   [measures.loss_and_accuracy(task, ["train"]), circuit_readout_measure()]))
         histories = train_members(
@@ -101,9 +100,9 @@ def run_many(configs: Sequence[StandardRunConfig], *, device: str | torch.device
             eval_every=max(1, first.steps // first.n_evals), eval_batch_size=first.eval_batch_size,
             progress=progress, device=device,
         )
-        for k, member, history in zip(group, members, histories):
-            results[k] = _result(configs[k], member.model, history)
-    return results
+        return [_result(config, member.model, history) for config, member, history in zip(group, members, histories)]
+
+    return run_in_groups(configs, run_group)
 
 
 def _result(config: StandardRunConfig, model, history) -> dict:

@@ -43,7 +43,7 @@ import torch
 from ihcore.spine import clamps, curves, measures
 from ihcore.spine.hooks import replace
 from ihcore.spine.item_label_task import ItemLabelTask
-from ihcore.spine.train import History, Member, Seeds, train, train_members
+from ihcore.spine.train import History, Member, Seeds, run_in_groups, train, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 from ihcore.spine.validation import refuse
 
@@ -292,15 +292,12 @@ def run_many(configs, *, device: str | torch.device | None = None, progress: boo
     ensemble (:func:`~ihcore.spine.train.train_members`), every member with its own task,
     initialisation, data and heads, under one shared :func:`member_clamp`.
     """
-    results: list[dict | None] = [None] * len(configs)
-    groups: dict[ClampedRunConfig, list[int]] = {}
-    for k, config in enumerate(configs):
-        groups.setdefault(ensemble_key(config), []).append(k)
-    for key, indices in groups.items():
-        built = [task_and_model(configs[k]) for k in indices]
-        for k, (_, model, _) in zip(indices, built):
-            if configs[k].active_head is not None:
-                attach_heads(model, configs[k].previous_token_head, configs[k].active_head)
+    def run_group(group: list[ClampedRunConfig]) -> list[dict]:
+        key = ensemble_key(group[0])
+        built = [task_and_model(config) for config in group]
+        for config, (_, model, _) in zip(group, built):
+            if config.active_head is not None:
+                attach_heads(model, config.previous_token_head, config.active_head)
         shared = member_clamp(key.condition, built[0][1])  # built on the ensemble's template module
         members = [Member(model, task, seeds, [measures.loss_and_accuracy(task, ["train", "in_context"],
                                                                           hooks=member_clamp(key.condition, model))],
@@ -309,9 +306,9 @@ def run_many(configs, *, device: str | torch.device | None = None, progress: boo
             members, steps=key.steps, lr=key.lr, batch_size=key.batch_size, eval_every=key.eval_every,
             eval_splits=["train", "in_context"], eval_batch_size=key.eval_batch_size, progress=progress, device=device,
         )
-        for k, history in zip(indices, histories):
-            results[k] = _result(configs[k], history)
-    return results
+        return [_result(config, history) for config, history in zip(group, histories)]
+
+    return run_in_groups(configs, run_group, key=ensemble_key)
 
 
 def _result(config: ClampedRunConfig, history: History) -> dict:

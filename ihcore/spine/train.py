@@ -267,10 +267,24 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return copied
 
 
-def seed_groups(configs: Sequence) -> list[list[int]]:
-    """Indices of ``configs`` (dataclasses with a ``seed`` field) grouped by every field but
-    ``seed``, in first-appearance order: the runs that can train as one ensemble."""
+def seed_groups(configs: Sequence, key: Callable[[object], object] | None = None) -> list[list[int]]:
+    """Indices of ``configs`` grouped by ``key(config)``, in first-appearance order: the runs that
+    can train as one ensemble. The default key is every field but ``seed`` (dataclasses with a
+    ``seed`` field); a study whose members differ in more (e.g. each seed's own heads) passes its own."""
+    key = key or (lambda config: dataclasses.replace(config, seed=0))
     groups: dict[object, list[int]] = {}
     for k, config in enumerate(configs):
-        groups.setdefault(dataclasses.replace(config, seed=0), []).append(k)
+        groups.setdefault(key(config), []).append(k)
     return list(groups.values())
+
+
+def run_in_groups(configs: Sequence, run_group: Callable[[list], list], key: Callable[[object], object] | None = None
+                  ) -> list:
+    """The results of ``configs`` in their order, ``run_group`` called once per :func:`seed_groups`
+    group with that group's configs (e.g. trained as one ensemble) and returning their results in order:
+    the body of a study's ``run_many``."""
+    results: list = [None] * len(configs)
+    for group in seed_groups(configs, key):
+        for k, result in zip(group, run_group([configs[k] for k in group]), strict=True):
+            results[k] = result
+    return results

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from ihcore.spine import devices
 from ihcore.spine.fits import line_fit
-from ihcore.spine.train import progress_enabled
+from ihcore.spine.train import progress_enabled, run_in_groups
 from ihcore.spine.validation import ParameterError
 from ihcore.wang.mixed_target import (
     NORMALISATIONS, MixedTarget, component_regressors, component_weights, four_gram, induction_head, sample_tokens
@@ -311,14 +311,8 @@ def run_groups(configs: list[SixParameterConfig], *, device: str | torch.device 
     """Results of ``configs`` in order, the configs that share :meth:`SixParameterConfig.shared`
     (e.g. the random restarts, which differ only in ``init_seed``) trained together as one
     :func:`run_ensemble`: a sweep's ``run_many``."""
-    groups: dict[tuple, list[int]] = {}
-    for k, config in enumerate(configs):
-        groups.setdefault(config.shared(), []).append(k)
-    results: list = [None] * len(configs)
-    for indices in groups.values():
-        for k, result in zip(indices, run_ensemble([configs[k] for k in indices], device=device, progress=progress)):
-            results[k] = result
-    return results
+    return run_in_groups(configs, lambda group: run_ensemble(group, device=device, progress=progress),
+                         key=SixParameterConfig.shared)
 
 
 def run(config: SixParameterConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:

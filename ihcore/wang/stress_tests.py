@@ -19,7 +19,7 @@ import torch
 
 from ihcore.spine.claims import estimate_text, median_interval
 from ihcore.spine.markdown import markdown_table
-from ihcore.spine.train import History, Member, Seeds, seed_groups, train_members
+from ihcore.spine.train import History, Member, Seeds, run_in_groups, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 from ihcore.spine.validation import ParameterError
 from ihcore.wang import laziness, six_parameter
@@ -162,20 +162,20 @@ def train_transformers(configs: list[TransformerStressConfig], *, device: str | 
     member is the run :func:`train_transformer` gives for its config. 100 evaluations, each with a
     (CPU) checkpoint. Returns (live model, history) per config, in order (the chapter reads both:
     the tangent kernel needs the model)."""
-    out: list = [None] * len(configs)
-    for group in seed_groups(configs):
-        first = configs[group[0]]
+    def run_group(group: list[TransformerStressConfig]) -> list[tuple[AttentionOnlyTransformer, History]]:
+        first = group[0]
         every = max(1, first.steps // 100)
-        models = [_model(configs[k]) for k in group]
-        members = [Member(model, configs[k].task(), Seeds.from_base(configs[k].seed), [configs[k].measure()])
-                   for model, k in zip(models, group)]
+        models = [_model(config) for config in group]
+        members = [Member(model, config.task(), Seeds.from_base(config.seed), [config.measure()])
+                   for model, config in zip(models, group)]
         histories = train_members(members, steps=first.steps, lr=first.lr, batch_size=first.batch_size,
                                   eval_every=every, eval_batch_size=1024,
                                   checkpoint_steps=range(0, first.steps + 1, every), progress=progress, device=device)
-        for model, history, k in zip(models, histories, group):
+        for model, history in zip(models, histories):
             history.checkpoints[first.steps] = {n: v.detach().to("cpu", copy=True) for n, v in model.state_dict().items()}
-            out[k] = (model, history)
-    return out
+        return list(zip(models, histories))
+
+    return run_in_groups(configs, run_group)
 
 
 def train_transformer(config: TransformerStressConfig, *, device: str | torch.device | None = None,

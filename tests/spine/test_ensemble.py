@@ -7,7 +7,7 @@ import torch
 from ihcore.spine import clamps, devices
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.measures import head_scores, loss_and_accuracy
-from ihcore.spine.train import Member, Seeds, ensemble_seeds, seed_groups, train, train_members
+from ihcore.spine.train import Member, Seeds, ensemble_seeds, run_in_groups, seed_groups, train, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 
 SETTINGS = {"steps": 30, "lr": 1e-2, "batch_size": 16, "eval_every": 10, "eval_batch_size": 64, "progress": False,
@@ -114,7 +114,7 @@ def test_ensemble_members_get_distinct_seeds():
         ensemble_seeds(0, 0)
 
 
-def test_seed_groups_group_configs_that_differ_only_in_seed():
+def test_seed_groups_group_configs_that_differ_only_in_seed_and_run_in_groups_keeps_their_order():
     from dataclasses import dataclass
 
     @dataclass(frozen=True)
@@ -124,6 +124,17 @@ def test_seed_groups_group_configs_that_differ_only_in_seed():
 
     configs = [Config(0.1, 0), Config(0.2, 0), Config(0.1, 1), Config(0.2, 1), Config(0.1, 2)]
     assert seed_groups(configs) == [[0, 2, 4], [1, 3]]
+    assert seed_groups(configs, key=lambda c: c.seed) == [[0, 1], [2, 3], [4]]
+    calls = []
+
+    def run_group(group):
+        calls.append(group)
+        return [(c.lr, c.seed, len(group)) for c in group]
+
+    assert run_in_groups(configs, run_group) == [(0.1, 0, 3), (0.2, 0, 2), (0.1, 1, 3), (0.2, 1, 2), (0.1, 2, 3)]
+    assert calls == [[configs[0], configs[2], configs[4]], [configs[1], configs[3]]]
+    with pytest.raises(ValueError):  # a group's results must match its configs one to one
+        run_in_groups(configs, lambda group: group[:1])
 
 
 def test_train_moves_every_member_to_the_device_before_the_first_step(monkeypatch):
