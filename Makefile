@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e '.[interop]'
 	touch $@
 
 ## Execute every chapter at its defaults and render _build/html/index.html.
