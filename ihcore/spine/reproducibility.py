@@ -35,7 +35,7 @@ def pin_cpu_numerics() -> None:
 def cpu_model() -> str:
     """This machine's CPU as ``lscpu`` names it ("Model name"), or ``platform.processor()``."""
     try:
-        listing = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+        listing = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False,
                                  env={**os.environ, "LC_ALL": "C"}).stdout
     except (OSError, subprocess.SubprocessError):
         listing = ""
