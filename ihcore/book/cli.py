@@ -111,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--in-place", action="store_true",
                      help="overwrite the committed notebook (default: write _build/executed/<notebook>)")
     run.add_argument("--cell-timeout", type=int, default=900, help="seconds a cell may run (default 900)")
-    build = commands.add_parser("build", help="execute every chapter at its defaults and render _build/html")
+    build = commands.add_parser("build", help="execute every chapter at its defaults (or reuse its cached execution: "
+                                "see ihcore/book/build.py) and render _build/html")
     build.add_argument("--cell-timeout", type=int, default=900)
+    build.add_argument("--force", action="store_true", help="re-execute every chapter, ignoring the execution cache")
     commands.add_parser("sweeps", help="the registered sweeps: chapter, runs at defaults, description")
     for name, text in (("sweep", "run a sweep's runs (or one shard of them) that have no result file yet"),
                        ("merge", "collect a sweep's result files into <results>/<sweep>.json"),
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         from ihcore.book.build import build_book  # deferred: papermill and nbformat are slow imports
 
-        print(f"book: {build_book(args.cell_timeout)}")
+        print(f"book: {build_book(args.cell_timeout, force=args.force)}")
         return 0
     try:
         chapter = get_chapter(args.chapter)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,8 +22,42 @@ STYLE = {
 }
 
 
+FIGURE_FORMATS = ("png", "svg")
+
+
 def use_style() -> None:
+    """The book's plot style; under a build that asks for figure files (``$IHCORE_FIGURES_DIR``), also
+    :func:`save_figures_to` that folder."""
     plt.rcParams.update(STYLE)
+    if os.environ.get("IHCORE_FIGURES_DIR"):
+        save_figures_to(Path(os.environ["IHCORE_FIGURES_DIR"]))
+
+
+def save_figures_to(directory: Path) -> None:
+    """In an IPython kernel: after every cell, write each open figure to ``directory/figure-NN.{png,svg}``.
+
+    NN counts the figures in the order the notebook shows them (from 01). The callback runs
+    before the inline backend's, which shows the figures and closes them. Outside IPython: nothing.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "events"):
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [0]
+
+    def write_open_figures() -> None:
+        for number in plt.get_fignums():
+            written[0] += 1
+            for suffix in FIGURE_FORMATS:
+                plt.figure(number).savefig(directory / f"figure-{written[0]:02d}.{suffix}", bbox_inches="tight")
+
+    callbacks = shell.events.callbacks["post_execute"]
+    callbacks[:] = [fn for fn in callbacks if getattr(fn, "__name__", "") != write_open_figures.__name__]
+    callbacks.insert(0, write_open_figures)
 
 
 def plot_curves(

@@ -1,6 +1,7 @@
 """Executing a chapter: parameters reach the kernel, output appears only on success.
 Rendering a book folder: math is served offline, and a warning fails the build."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -96,3 +97,19 @@ def test_copy_sources_with_or_without_the_notebooks(toy_book, tmp_path):
     assert [path.name for path in (with_notebooks / "chapters").iterdir()] == ["toy.ipynb"]
     assert list((without / "chapters").iterdir()) == []
     assert (tmp_path / "without" / "_toc.yml").read_text() == "_toc.yml"
+
+
+def test_jupyter_book_build_of_the_checkout_works_after_the_tests_ran(tmp_path):
+    """`jupyter-book build .` on the repository renders the committed notebooks, warnings as errors,
+    whatever else the tests left there (.pytest_cache/README.md, results/), with the take-away files."""
+    (ROOT / ".pytest_cache").mkdir(exist_ok=True)
+    if not (ROOT / ".pytest_cache" / "README.md").exists():
+        (ROOT / ".pytest_cache" / "README.md").write_text("# pytest cache directory #\n")
+    index = build.render_book(ROOT, tmp_path, quiet=True)
+    html = index.parent
+    header = (html / "claims.csv").read_text().splitlines()[0]
+    assert header.startswith("chapter,id,kind,verdict,measured,interval_low,interval_high")
+    assert set(json.loads((html / "claims.json").read_text())) == {p.stem for p in (ROOT / "data" / "claims").glob("*.json")}
+    assert (html / "figures" / "from_scratch" / "figure-01.png").read_bytes()[:4] == b"\x89PNG"
+    assert 'href="../claims.csv"' in (html / "chapters" / "from_scratch.html").read_text()
+    assert not (html / ".pytest_cache").exists() and not (html / "README.html").exists()
