@@ -47,7 +47,7 @@ def modules():
 
 def test_every_module_lives_in_a_folder():
     loose = [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
-    assert loose == [], "modules outside the six folders"
+    assert loose == [], "modules outside the seven folders"
     assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(FOLDERS)
 
 

@@ -48,7 +48,10 @@ import math
 import warnings
 
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+with warnings.catch_warnings():  # TransformerLens imports tqdm.auto, which warns in a kernel without ipywidgets
+    warnings.filterwarnings("ignore", "IProgress not found")
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 
