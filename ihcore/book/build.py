@@ -223,10 +223,16 @@ def reads_ledgers(notebook: Path) -> bool:
     return "load_claims" in notebook_code(notebook)
 
 
-def chapter_key(chapter: Chapter, values: dict, *, root: Path | None = None, ledgers: Path | None = None
-                ) -> tuple[str, dict]:
+def ledger_digests(folder: Path) -> dict[str, str]:
+    """File name -> digest of every ledger in ``folder``."""
+    return {path.name: _digest(path.read_bytes()) for path in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
+def chapter_key(chapter: Chapter, values: dict, *, root: Path | None = None,
+                ledgers: Path | dict[str, str] | None = None) -> tuple[str, dict]:
     """(key, what it hashes) of executing ``chapter`` with ``values`` (the parameters not given take
-    their defaults). ``ledgers``: the folder of the ledgers written so far in this build."""
+    their defaults). ``ledgers``: the folder of the ledgers written so far in this build (or their
+    :func:`ledger_digests`)."""
     root = BOOK_ROOT if root is None else root
     notebook = root / chapter.notebook
     parameters = {p.name: p.default for p in chapter.parameters.parameters} | dict(values)
@@ -240,8 +246,8 @@ def chapter_key(chapter: Chapter, values: dict, *, root: Path | None = None, led
         "python": platform.python_version(),
     }
     if ledgers is not None and reads_ledgers(notebook):
-        parts["ledgers"] = {path.name: _digest(path.read_bytes()) for path in sorted(ledgers.glob("*.json"))
-                            if path.stem != chapter.slug}
+        digests = ledger_digests(ledgers) if isinstance(ledgers, Path) else ledgers
+        parts["ledgers"] = {name: digest for name, digest in sorted(digests.items()) if name != f"{chapter.slug}.json"}
     return _digest(json.dumps(parts, sort_keys=True).encode())[:20], parts
 
 
@@ -296,11 +302,31 @@ def store_entry(entry: Path, notebook: Path, ledger: Path | None, figures: Path,
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def last_seconds(slug: str) -> float | None:
-    """Execution time of the chapter's newest cache entry, if any."""
+def newest_entry(slug: str) -> Path | None:
+    """The chapter's most recently used cache entry, if any."""
     folder = CACHE / slug
-    metas = sorted(folder.glob("[!.]*/meta.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    return json.loads(metas[-1].read_text())["seconds"] if metas else None
+    entries = sorted((p.parent for p in folder.glob("[!.]*/meta.json")), key=lambda p: p.stat().st_mtime) \
+        if folder.is_dir() else []
+    return entries[-1] if entries else None
+
+
+def seconds_left(chapters: list[Chapter], ledgers: dict[str, str]) -> float:
+    """Estimated execution time of ``chapters`` (in build order) given the ledgers written so far.
+
+    A chapter with an entry for its key costs nothing; another costs its last execution time (or
+    :data:`UNTIMED_ESTIMATE_S`). Each is expected to write the ledger of its entry (or of its newest
+    entry: a re-execution usually reproduces it), which later ledger readers see.
+    """
+    predicted, left = dict(ledgers), 0.0
+    for chapter in chapters:
+        entry = CACHE / chapter.slug / chapter_key(chapter, {}, ledgers=predicted)[0]
+        if not entry.is_dir():
+            newest = newest_entry(chapter.slug)
+            left += json.loads((newest / "meta.json").read_text())["seconds"] if newest else UNTIMED_ESTIMATE_S
+            entry = newest
+        if entry is not None and (entry / "ledger.json").is_file():
+            predicted[f"{chapter.slug}.json"] = _digest((entry / "ledger.json").read_bytes())
+    return left
 
 
 def remove_partial_entries() -> None:
@@ -309,7 +335,7 @@ def remove_partial_entries() -> None:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def build_book(cell_timeout: int = 900, *, log: Callable[[str], None] = print, render: bool = True,
@@ -348,11 +374,7 @@ def build_book(cell_timeout: int = 900, *, log: Callable[[str], None] = print, r
                 store_entry(entry, output, ledger if ledger.is_file() else None, Path(written), seconds, parts)
                 _sync_folder(Path(written), figures)
         elapsed = time.perf_counter() - start
-        left = 0.0
-        for later in chapters[index + 1:]:
-            later_key, _ = chapter_key(later, {}, ledgers=ledgers)
-            if not (CACHE / later.slug / later_key).is_dir():
-                left += last_seconds(later.slug) or UNTIMED_ESTIMATE_S
+        left = seconds_left(chapters[index + 1:], ledger_digests(ledgers))
         log(f"[{index + 1}/{len(chapters)}] {chapter.slug:<14} {status:<8} {_duration(elapsed):>8}   "
             f"about {_duration(left)} left")
     if not render:

@@ -184,3 +184,16 @@ def test_a_real_kernel_writes_figure_files_and_no_tcp_warning(tmp_path, monkeypa
     assert (tmp_path / "figures" / "figure-01.svg").read_text().lstrip().startswith("<?xml")
     assert any("image/png" in o.get("data", {}) for o in nbformat.read(output, as_version=4).cells[-1].outputs)
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_the_time_left_counts_only_what_will_execute(book):
+    root, run_build = book
+    run_build()
+    for meta in (root / "_build" / "cache").glob("*/*/meta.json"):  # as if each execution had taken 30 s
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "seconds": 30.0}))
+    assert [line.split("about")[1] for line in run_build()[1]] == [" 0.0 s left"] * 3  # everything cached
+    with open(root / "ihcore" / "alpha" / "runs.py", "a") as file:
+        file.write("# changed\n")
+    lines = run_build()[1]
+    assert lines[0].split()[1:3] == ["alpha", "executed"] and lines[0].endswith("about 30 s left")  # across is left
+    assert lines[1].split()[1:3] == ["beta", "cached"] and lines[1].endswith("about 30 s left")
