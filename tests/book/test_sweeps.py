@@ -417,3 +417,12 @@ def test_a_shipped_sweep_records_its_provenance_and_is_checked_against_the_sweep
         sweeps.load_shipped("test-counting", p)
     with pytest.raises(FileNotFoundError, match="python -m ihcore ship no-such"):
         sweeps.load_shipped("no-such")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "data" / "shipped").glob("*.json")), ids=lambda path: path.stem)
+def test_every_shipped_file_holds_its_sweeps_configurations_at_its_parameters(path):
+    stored = json.loads(path.read_text())
+    sweep = sweep_registry.get_sweep(path.stem)
+    shipped = sweeps.load_shipped(path.stem, sweep.parameters(stored["parameters"]))
+    assert shipped["provenance"]["runs"] == len(shipped["runs"]) > 0
+    assert shipped["provenance"]["cpus"] and "not recorded" not in shipped["provenance"]["cpus"]
