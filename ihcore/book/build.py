@@ -23,7 +23,9 @@ the figure files it wrote. The key (:func:`chapter_key`) hashes what the executi
   chapter depends on the studies it imports itself, which hold its configurations and runs;
 * the pinned requirements (``requirements.txt``) and the Python version;
 * for a chapter that reads other chapters' ledgers (its code calls ``load_claims``: the
-  introduction, the cross-paper chapter), the ledgers written before it in this build.
+  introduction, the cross-paper chapter), the ledgers written before it in this build;
+* for a chapter that reads shipped sweep results (its code calls ``load_shipped``), the files in
+  ``data/shipped/``.
 
 A chapter whose key has an entry is not executed: its notebook, ledger and figures are copied
 from the entry (files whose bytes are unchanged are left alone, so Sphinx's incremental build
@@ -58,6 +60,7 @@ EXECUTED = BOOK_ROOT / "_build" / "executed"
 CACHE = BOOK_ROOT / "_build" / "cache"
 BOOK_SOURCES = ("_config.yml", "_toc.yml")
 PINNED_REQUIREMENTS = ("requirements.txt",)
+SHIPPED = Path("data") / "shipped"  # shipped sweep results (ihcore.book.sweeps.load_shipped), from the root
 VOLATILE_METADATA = ("papermill", "execution")
 # Modules whose imports the dependency scan does not follow (see the module docstring).
 REGISTRIES = ("ihcore.book.chapters", "ihcore.book.sweep_registry")
@@ -245,6 +248,8 @@ def chapter_key(chapter: Chapter, values: dict, *, root: Path | None = None,
                          if (root / name).is_file()},
         "python": platform.python_version(),
     }
+    if "load_shipped" in notebook_code(notebook):  # shipped sweep results are data the chapter reads
+        parts["shipped"] = {path.name: _digest(path.read_bytes()) for path in sorted((root / SHIPPED).glob("*.json"))}
     if ledgers is not None and reads_ledgers(notebook):
         digests = ledger_digests(ledgers) if isinstance(ledgers, Path) else ledgers
         parts["ledgers"] = {name: digest for name, digest in sorted(digests.items()) if name != f"{chapter.slug}.json"}

@@ -32,11 +32,13 @@ PACKAGE = {  # the stand-in ihcore: a spine, two studies, a cross-study module, 
     "ihcore/across/order.py": "from ihcore.alpha import runs\n",
     "ihcore/book/__init__.py": "",
     "ihcore/book/chapters.py": "from ihcore.alpha import runs\nfrom ihcore.beta import run\n",
+    "ihcore/book/sweeps.py": "",
 }
 NOTEBOOKS = {  # slug -> the chapter's code
     "alpha": "from ihcore.book.chapters import ALPHA\nfrom ihcore.alpha.runs import train",
     "beta": "from ihcore.book.chapters import BETA\nimport ihcore.beta",
     "across": "from ihcore.across import order\nfrom ihcore.spine.claims import load_claims",
+    "shipped": "from ihcore.book.sweeps import load_shipped\nshipped = load_shipped('beta-sweep')",
 }
 
 
@@ -47,6 +49,8 @@ def book(tmp_path, monkeypatch):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     (tmp_path / "requirements.txt").write_text("torch==2.13.0\n")
+    (tmp_path / "data" / "shipped").mkdir(parents=True)
+    (tmp_path / "data" / "shipped" / "beta-sweep.json").write_text("{}")
     for name in build.BOOK_SOURCES:
         (tmp_path / name).write_text("")
     chapters = {}
@@ -88,13 +92,13 @@ def book(tmp_path, monkeypatch):
 def test_second_build_executes_nothing_and_says_so_per_chapter(book):
     root, run_build = book
     first, lines = run_build()
-    assert first == ["alpha", "beta", "across"]
-    assert [line.split()[1:3] for line in lines] == [["alpha", "executed"], ["beta", "executed"], ["across", "executed"]]
+    assert first == ["alpha", "beta", "across", "shipped"]
+    assert [line.split()[1:3] for line in lines] == [[slug, "executed"] for slug in first]
     assert all("left" in line for line in lines)
     executed = {path: path.read_bytes() for path in (root / "_build" / "executed").rglob("*") if path.is_file()}
     second, lines = run_build()
     assert second == []
-    assert [line.split()[2] for line in lines] == ["cached"] * 3
+    assert [line.split()[2] for line in lines] == ["cached"] * 4
     assert {path: path.read_bytes() for path in (root / "_build" / "executed").rglob("*") if path.is_file()} == executed
     assert (root / "_build" / "executed" / "figures" / "alpha" / "figure-01.png").read_bytes() == b"png of alpha"
 
@@ -122,7 +126,8 @@ def test_notebook_requirements_and_registry_changes_reexecute(book, change):
         nbformat.write(notebook, path)
     else:
         path.write_text(path.read_text() + "# changed\n")
-    expected = {"notebook": ["beta"], "requirements": ["alpha", "beta", "across"], "registry": ["alpha", "beta"]}
+    expected = {"notebook": ["beta"], "requirements": ["alpha", "beta", "across", "shipped"],
+                "registry": ["alpha", "beta"]}
     assert run_build()[0] == expected[change]
 
 
@@ -131,6 +136,13 @@ def test_a_chapter_reading_ledgers_reexecutes_when_one_changes(book):
     run_build()
     (root / "ihcore" / "beta" / "runs.py").write_text("def run():\n    return 2\n")  # beta's ledger changes
     assert run_build()[0] == ["beta", "across"]
+
+
+def test_a_chapter_reading_shipped_results_reexecutes_when_they_change(book):
+    root, run_build = book
+    run_build()
+    (root / "data" / "shipped" / "beta-sweep.json").write_text('{"runs": []}')
+    assert run_build()[0] == ["shipped"]
 
 
 def test_other_parameters_get_another_key(book):
@@ -154,7 +166,7 @@ def test_an_interrupted_entry_is_not_left_half_written(book, monkeypatch):
     # A build killed outright (no clean-up) leaves a partial folder: ignored, then removed.
     partial = root / "_build" / "cache" / "alpha" / ".partial-abc-1"
     partial.mkdir(parents=True)
-    assert run_build()[0] == ["alpha", "beta", "across"]
+    assert run_build()[0] == ["alpha", "beta", "across", "shipped"]
     assert not partial.exists()
 
 
@@ -191,7 +203,7 @@ def test_the_time_left_counts_only_what_will_execute(book):
     run_build()
     for meta in (root / "_build" / "cache").glob("*/*/meta.json"):  # as if each execution had taken 30 s
         meta.write_text(json.dumps({**json.loads(meta.read_text()), "seconds": 30.0}))
-    assert [line.split("about")[1] for line in run_build()[1]] == [" 0.0 s left"] * 3  # everything cached
+    assert [line.split("about")[1] for line in run_build()[1]] == [" 0.0 s left"] * 4  # everything cached
     with open(root / "ihcore" / "alpha" / "runs.py", "a") as file:
         file.write("# changed\n")
     lines = run_build()[1]
