@@ -53,14 +53,14 @@ from pathlib import Path
 import nbformat
 import papermill
 
-from ihcore.book.chapters import BOOK_ROOT, CHAPTERS, Chapter
+from ihcore.book.chapters import BOOK_ROOT, CHAPTERS, SHIPPED_DIR, Chapter
 from ihcore.spine.reproducibility import pin_cpu_numerics
 
 EXECUTED = BOOK_ROOT / "_build" / "executed"
 CACHE = BOOK_ROOT / "_build" / "cache"
 BOOK_SOURCES = ("_config.yml", "_toc.yml")
 PINNED_REQUIREMENTS = ("requirements.txt",)
-SHIPPED = Path("data") / "shipped"  # shipped sweep results (ihcore.book.sweeps.load_shipped), from the root
+SHIPPED = SHIPPED_DIR.relative_to(BOOK_ROOT)  # shipped sweep results (ihcore.book.sweeps.load_shipped)
 VOLATILE_METADATA = ("papermill", "execution")
 # Modules whose imports the dependency scan does not follow (see the module docstring).
 REGISTRIES = ("ihcore.book.chapters", "ihcore.book.sweep_registry")

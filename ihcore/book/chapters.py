@@ -23,6 +23,7 @@ from ihcore.wang.six_parameter import SixParameterConfig
 from ihcore.wang.stress_tests import TransformerStressConfig
 
 BOOK_ROOT = Path(__file__).resolve().parents[2]  # the repository: _config.yml, chapters/, data/
+SHIPPED_DIR = BOOK_ROOT / "data" / "shipped"  # shipped sweep results (ihcore.book.sweeps.ship)
 
 SEED = Parameter("seed", int, 0, "base seed: init, data and evaluation seeds derive from it", 0, 2**31 - 1)
 N_SEEDS = Parameter(

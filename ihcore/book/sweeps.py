@@ -56,13 +56,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ihcore.book.chapters import BOOK_ROOT, get_chapter
+from ihcore.book.chapters import BOOK_ROOT, SHIPPED_DIR, get_chapter
 from ihcore.spine.claims import write_json_atomic
 from ihcore.spine.reproducibility import cpu_model
 from ihcore.spine.train import progress_enabled
 
 RESULTS_DIR = BOOK_ROOT / "results"
-SHIPPED_DIR = BOOK_ROOT / "data" / "shipped"
 NOT_IN_KEYS = ("show_progress", "device", "results_dir")  # parameters that do not change what a run computes
 ARRAY_TAG = "__ndarray__"
 
