@@ -12,7 +12,7 @@ from ihcore.book.sweeps import Sweep
 from ihcore.musat import flow_runs, minimal_runs
 from ihcore.singh import experiments as singh_experiments
 from ihcore.singh import subcircuits, toy_model
-from ihcore.wang import six_parameter
+from ihcore.wang import full_transformer, six_parameter
 
 SWEEPS: dict[str, Sweep] = {}
 
@@ -78,6 +78,12 @@ register(Sweep("wang-decoupling", "wang", "the default on each target component 
 register(Sweep("wang-restarts", "wang", "the default from n_seeds random initialisations (one ensemble)",
                six_parameter.restart_runs, six_parameter.run, key_fields=("init_seed",),
                run_many=six_parameter.run_groups))
+register(Sweep("wang-full", "wang", "the two-layer RPE transformer on d_x = 4 tokens: Adam and gradient descent, "
+               "joint and layer-wise, the 3-gram target and planted (inductive-bias) data, n_seeds seeds each; "
+               "the seeds of a setting train as one ensemble",
+               full_transformer.chapter_configs, full_transformer.run,
+               key_fields=("optimiser", "layerwise", "gram", "planted", "seed"), run_many=full_transformer.run_many,
+               chunk=5))
 register(Sweep("wang-variants", "wang", "stress tests: joint training, w_KQ as one parameter, quadratic positional logits",
                six_parameter.variant_runs, six_parameter.run, key_fields=("joint", "factorised", "positional")))
 
