@@ -314,7 +314,7 @@ def chapter_configs(p) -> list[FullTransformerConfig]:
     at ``"quick"`` the :data:`QUICK_SETTINGS` for :data:`QUICK_STEPS` steps."""
     base = base_config(p)
     if p.scale == "quick":
-        runs = [replace(base, steps=QUICK_STEPS, **SETTINGS[name]) for name in QUICK_SETTINGS]
+        runs = [replace(base, **{**SETTINGS[name], "steps": QUICK_STEPS}) for name in QUICK_SETTINGS]
     else:
         runs = [replace(base, **changes) for changes in SETTINGS.values()]
     return [config for run in runs for config in seed_configs(run, p.n_seeds)]
