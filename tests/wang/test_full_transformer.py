@@ -15,7 +15,7 @@ from ihcore.wang.full_transformer import FullTransformerConfig, RPETransformer, 
 from ihcore.wang.mixed_target import MixedTarget
 from tests.wang.helpers import gaussian
 
-TINY = dict(length=8, steps=30, eval_every=5, batch_size=16, eval_batch=32)
+TINY = {"length": 8, "steps": 30, "eval_every": 5, "batch_size": 16, "eval_batch": 32}
 
 
 def test_at_one_dimension_the_target_is_the_scalar_target():
@@ -94,7 +94,7 @@ def test_the_chapter_lists_at_both_scales():
 def test_a_summary_reads_times_order_and_plateaus():
     steps = np.arange(0, 2001, 10)
     t = np.maximum(steps, 1).astype(float)
-    drop = lambda centre: 1 / (1 + np.exp(-8 * (np.log(t) - np.log(centre))))  # noqa: E731
+    drop = lambda centre: 1 / (1 + np.exp(-8 * (np.log(t) - np.log(centre))))
     loss = 1.0 - 0.5 * drop(50) - 0.45 * drop(800)  # two drops, one plateau between
     result = {"steps": steps, "loss": loss, "r_G": drop(50), "r_I": drop(800), "r_M": 0 * t}
     never = {**result, "r_I": 0 * t, "loss": 1.0 - 0.5 * drop(50)}  # one drop, no plateau

@@ -40,7 +40,7 @@ def test_phase_one_ends_at_the_first_r_G_of_nine_tenths_or_at_the_last_evaluatio
 
 def test_plateaus_are_counted_from_the_log_derivative_without_a_threshold():
     t = np.geomspace(1, 1e4, 600)
-    drop = lambda centre: 1 / (1 + np.exp(-6 * (np.log(t) - np.log(centre))))  # noqa: E731
+    drop = lambda centre: 1 / (1 + np.exp(-6 * (np.log(t) - np.log(centre))))
     once = phases.count_plateaus(t, 1.0 - 0.9 * drop(100))
     assert (once.n_drops, once.n_plateaus, once.n_phases) == (1, 0, 1)
     twice = phases.count_plateaus(t, 1.0 - 0.5 * drop(10) - 0.45 * drop(1000))
@@ -49,5 +49,5 @@ def test_plateaus_are_counted_from_the_log_derivative_without_a_threshold():
     assert 10 < twice.plateau_times[0] < 1000
     small = phases.count_plateaus(t, 1e-3 * (1.0 - 0.5 * drop(10) - 0.45 * drop(1000)))  # scale-free
     assert small == twice
-    u, s = phases.log_slope(t, t**-0.5)
+    _, s = phases.log_slope(t, t**-0.5)
     np.testing.assert_allclose(s[50:-50], -0.5, atol=1e-6)  # a power law: a constant log-slope (away from the padded ends)
