@@ -368,16 +368,17 @@ def plateaus_after_start(result: dict, width: float = SMOOTHING) -> LossPlateaus
 
 
 def setting_summary(results: list[dict]) -> dict[str, list[float]]:
-    """Per seed: ``plateaus`` and ``phases`` (:func:`loss_plateaus` at :data:`SMOOTHING`; phases
-    count the initial stretch, see :func:`phase_count`), ``plateaus_at`` {width: counts} over
-    :data:`PLATEAU_WIDTHS`, ``plateaus_after_start`` (:func:`plateaus_after_start`), ``T_G``, ``T_IH`` (steps; inf if never), ``order`` (:func:`order_ratio`),
+    """Per seed: ``plateaus`` (:func:`loss_plateaus` at :data:`SMOOTHING`), ``plateaus_at`` {width:
+    counts} over :data:`PLATEAU_WIDTHS`, ``plateaus_after_start`` (:func:`plateaus_after_start`) and
+    ``phases`` (:func:`phase_count` of that: the initial stretch, then the drops and plateaus after it), ``T_G``, ``T_IH`` (steps; inf if never), ``order`` (:func:`order_ratio`),
     ``plateau`` (T_IH − T_G), ``final_loss_ratio`` (last loss / first) and ``r_G``, ``r_I`` at the end."""
     found = [loss_plateaus(r) for r in results]
+    after = [plateaus_after_start(r) for r in results]
     return {
         "plateaus": [f.n_plateaus for f in found],
-        "phases": [phase_count(f) for f in found],
+        "phases": [phase_count(f) for f in after],
         "plateaus_at": {w: [loss_plateaus(r, w).n_plateaus for r in results] for w in PLATEAU_WIDTHS},
-        "plateaus_after_start": [plateaus_after_start(r).n_plateaus for r in results],
+        "plateaus_after_start": [f.n_plateaus for f in after],
         "T_G": [learned_time(r, "r_G") for r in results],
         "T_IH": [learned_time(r, "r_I") for r in results],
         "order": [order_ratio(r) for r in results],
