@@ -371,7 +371,7 @@ def setting_summary(results: list[dict]) -> dict[str, list[float]]:
     """Per seed: ``plateaus`` (:func:`loss_plateaus` at :data:`SMOOTHING`), ``plateaus_at`` {width:
     counts} over :data:`PLATEAU_WIDTHS`, ``plateaus_after_start`` (:func:`plateaus_after_start`) and
     ``phases`` (:func:`phase_count` of that: the initial stretch, then the drops and plateaus after it), ``T_G``, ``T_IH`` (steps; inf if never), ``order`` (:func:`order_ratio`),
-    ``plateau`` (T_IH − T_G), ``final_loss_ratio`` (last loss / first) and ``r_G``, ``r_I`` at the end."""
+    ``plateau`` (T_IH − T_G; seeds that learned neither left out), ``final_loss_ratio`` (last loss / first) and ``r_G``, ``r_I`` at the end."""
     found = [loss_plateaus(r) for r in results]
     after = [plateaus_after_start(r) for r in results]
     return {
@@ -382,7 +382,7 @@ def setting_summary(results: list[dict]) -> dict[str, list[float]]:
         "T_G": [learned_time(r, "r_G") for r in results],
         "T_IH": [learned_time(r, "r_I") for r in results],
         "order": [order_ratio(r) for r in results],
-        "plateau": [learned_time(r, "r_I") - learned_time(r, "r_G") for r in results],
+        "plateau": [p for p in (learned_time(r, "r_I") - learned_time(r, "r_G") for r in results) if not math.isnan(p)],
         "final_loss_ratio": [float(r["loss"][-1] / r["loss"][0]) for r in results],
         "r_G": [float(r["r_G"][-1]) for r in results],
         "r_I": [float(r["r_I"][-1]) for r in results],
