@@ -82,7 +82,7 @@ register(Sweep("wang-restarts", "wang", "the default from n_seeds random initial
                six_parameter.restart_runs, six_parameter.run, key_fields=("init_seed",),
                run_many=six_parameter.run_groups))
 register(Sweep("wang-full", "wang", "the two-layer RPE transformer on d_x = 4 tokens: Adam and gradient descent, "
-               "joint and layer-wise, the 3-gram target and planted (inductive-bias) data, n_seeds seeds each; "
+               "each joint and layer-wise, the 3-gram target and planted (inductive-bias) data, n_seeds seeds each; "
                "the seeds of a setting train as one ensemble",
                full_transformer.chapter_configs, full_transformer.run,
                key_fields=("optimiser", "layerwise", "gram", "planted", "seed"), run_many=full_transformer.run_many,

@@ -88,7 +88,8 @@ def test_the_chapter_lists_at_both_scales():
     assert [c.seed for c in paper[:5]] == [0, 1, 2, 3, 4] and all(c.d_x == 4 for c in paper)
     grouped = full_transformer.by_setting(paper, list(range(len(paper))), "paper")
     assert list(grouped) == list(full_transformer.SETTINGS) and grouped["Adam, layer-wise"] == [5, 6, 7, 8, 9]
-    assert all(c.layerwise for c in paper[5:10]) and {c.optimiser for c in paper[10:15]} == {"sgd"}
+    assert all(c.layerwise for c in paper[5:10]) and {c.optimiser for c in paper[10:20]} == {"sgd"}
+    assert all(c.layerwise for c in paper[15:20])
 
 
 def test_a_summary_reads_times_order_and_plateaus():
