@@ -510,6 +510,23 @@ def sigma_slope(results: list[dict]) -> dict:
             "r_squared": fit.r_squared}
 
 
+def phase_lists(results: list[dict]) -> dict[str, list[float]]:
+    """Per run: ``T_G4``, ``T_IH``, ``P`` (plateau length), ``plateau_ratio`` (T_IH / T(r_G ≥ 0.9)) and
+    ``order`` (1.0 if T_G4 < T_IH, else 0.0); a time never reached is ∞ (so is what depends on it)."""
+    found = [run_phases(r) for r in results]
+
+    def never(value: float) -> float:
+        return math.inf if math.isnan(value) else value
+
+    return {
+        "T_G4": [never(f.t_four_gram) for f in found],
+        "T_IH": [never(f.t_induction) for f in found],
+        "P": [never(f.plateau_length) for f in found],
+        "plateau_ratio": [never(f.plateau_ratio) for f in found],
+        "order": [float(f.t_four_gram < f.t_induction) for f in found],
+    }
+
+
 def restart_summary(restarts: list[dict], default: dict) -> dict:
     """The random restarts against the default run: ``ratios`` (per run, :func:`ratios_to_exact`),
     ``errors`` (per run: max |ratio − 1| over its ratios), ``error`` (their max), ``default_error``, ``phases`` (per run),

@@ -277,3 +277,11 @@ def test_sigma_slope_fits_the_plateau_against_log_inverse_sigma():
     fit = six_parameter.sigma_slope([synthetic(s) for s in (1e-3, 1e-1, 1e-2)])
     assert fit["sigmas"] == [0.1, 0.01, 0.001] and fit["slope"] == pytest.approx(10, rel=0.02)
     assert fit["r_squared"] > 0.999
+
+
+def test_phase_lists_read_never_as_infinite():
+    learned = {"t": T, "r_G": LAZY, "r_I": 1 / (1 + np.exp(-(T - 100) / 2))}
+    never = {"t": T, "r_G": LAZY, "r_I": 0 * T}
+    lists = six_parameter.phase_lists([learned, never])
+    assert lists["T_IH"][0] == pytest.approx(100, rel=0.01) and lists["T_IH"][1] == math.inf
+    assert lists["P"][1] == math.inf and lists["plateau_ratio"][1] == math.inf and lists["order"] == [1.0, 0.0]
