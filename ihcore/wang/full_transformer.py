@@ -296,8 +296,8 @@ SETTINGS = {
     "Adam, layer-wise": {"layerwise": True, "steps": 3000},
     "gradient descent, joint": {"optimiser": "sgd", "lr": 0.5, "steps": 20_000, "eval_every": 25},
     "gradient descent, layer-wise": {"optimiser": "sgd", "lr": 0.5, "steps": 10_000, "eval_every": 25, "layerwise": True},
-    "Adam, planted (inductive bias)": {"planted": True, "steps": 2000},
-    "Adam, 3-gram target": {"gram": 3, "steps": 2000},
+    "Adam, planted (inductive bias)": {"planted": True, "steps": 6000},
+    "Adam, 3-gram target": {"gram": 3, "steps": 6000},
 }
 QUICK_SETTINGS = ("Adam, joint",)
 QUICK_STEPS = 400
