@@ -18,6 +18,7 @@ from ihcore.singh import ClampedRunConfig, SinghSetting, ToyConfig
 from ihcore.singh import subcircuits as singh_subcircuits
 from ihcore.spine import devices
 from ihcore.spine.validation import ParameterError
+from ihcore.wang import full_transformer
 from ihcore.wang.mixed_target import NORMALISATIONS
 from ihcore.wang.six_parameter import SixParameterConfig
 from ihcore.wang.stress_tests import TransformerStressConfig
@@ -193,6 +194,8 @@ WANG = Chapter(
                       "sequence length of the spine-transformer stress tests", 8, 64),
             Parameter("vocabulary", int, TransformerStressConfig.vocabulary, "vocabulary of the discrete-token stress test", 4, 256),
             Parameter("max_heads", int, 8, "IH_n construction: first-layer heads H = 1..max_heads", 4, 16),
+            Parameter("scale", str, "quick", "full-transformer runs (d_x = 4): 'quick' = short runs in the chapter, "
+                      "'paper' = the shipped sweep wang-full (every setting, full length)", choices=full_transformer.SCALES),
             RESULTS_DIR,
             DEVICE,
             SHOW_PROGRESS,

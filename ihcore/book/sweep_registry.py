@@ -12,7 +12,7 @@ from ihcore.book.sweeps import Sweep
 from ihcore.musat import flow_runs, minimal_runs
 from ihcore.singh import experiments as singh_experiments
 from ihcore.singh import subcircuits, toy_model
-from ihcore.wang import six_parameter
+from ihcore.wang import full_transformer, six_parameter
 
 SWEEPS: dict[str, Sweep] = {}
 
@@ -67,8 +67,11 @@ register(Sweep("wang-default", "wang", "the default six-parameter run", six_para
                key_fields=("alpha", "sigma_init")))
 register(Sweep("wang-half-lr", "wang", "the default run at half the learning rate", six_parameter.half_lr_runs,
                six_parameter.run, key_fields=("lr",)))
-register(Sweep("wang-grid", "wang", "alpha* x sigma_init grid", six_parameter.grid_runs, six_parameter.run,
-               key_fields=("alpha", "sigma_init")))
+register(Sweep("wang-grid", "wang", "alpha* x sigma_init grid (one ensemble)", six_parameter.grid_runs,
+               six_parameter.run, key_fields=("alpha", "sigma_init"), run_many=six_parameter.run_groups, chunk=24))
+register(Sweep("wang-single-grid", "wang", "sigma_init sweep at alpha* = 0.5 with w_KQ as one parameter (one ensemble)",
+               six_parameter.single_grid_runs, six_parameter.run, key_fields=("sigma_init",),
+               run_many=six_parameter.run_groups))
 register(Sweep("wang-length", "wang", "sequence lengths L = 16, 32, ..., sweep_max_length", six_parameter.length_runs,
                six_parameter.run, key_fields=("length",)))
 register(Sweep("wang-unnormalised", "wang", "kappa_L = 1 at L = 8, 16, 32", six_parameter.unnormalised_runs,
@@ -77,6 +80,15 @@ register(Sweep("wang-decoupling", "wang", "the default on each target component 
                six_parameter.run, key_fields=("target_part",)))
 register(Sweep("wang-restarts", "wang", "the default from n_seeds random initialisations (one ensemble)",
                six_parameter.restart_runs, six_parameter.run, key_fields=("init_seed",),
+               run_many=six_parameter.run_groups))
+register(Sweep("wang-full", "wang", "the two-layer RPE transformer on d_x = 4 tokens: Adam and gradient descent, "
+               "each joint and layer-wise, the 3-gram target and planted (inductive-bias) data, n_seeds seeds each; "
+               "the seeds of a setting train as one ensemble",
+               full_transformer.chapter_configs, full_transformer.run,
+               key_fields=("optimiser", "layerwise", "gram", "planted", "seed"), run_many=full_transformer.run_many,
+               chunk=5))
+register(Sweep("wang-joint-restarts", "wang", "the restarts trained jointly (p1 too, from N(0, sigma_init^2); one "
+               "ensemble)", six_parameter.joint_restart_runs, six_parameter.run, key_fields=("init_seed",),
                run_many=six_parameter.run_groups))
 register(Sweep("wang-variants", "wang", "stress tests: joint training, w_KQ as one parameter, quadratic positional logits",
                six_parameter.variant_runs, six_parameter.run, key_fields=("joint", "factorised", "positional")))

@@ -101,3 +101,71 @@ def phase_one_end(r_four_gram: np.ndarray) -> int:
     """Index of the first evaluation with r_G ≥ 0.9 (the end of phase 1); the last if never."""
     hits = np.flatnonzero(np.asarray(r_four_gram) >= 0.9)
     return int(hits[0]) if hits.size else len(r_four_gram) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Plateaus of a loss curve, without a threshold on the loss
+
+
+SMOOTHING = 0.25  # e-folds of t: the width of the Gaussian kernel applied to ln L(ln t)
+GRID = 400  # points of the uniform ln t grid the curve is resampled on
+
+
+@dataclass(frozen=True)
+class LossPlateaus:
+    """The drops and plateaus of one loss curve (:func:`count_plateaus`); times in units of t."""
+
+    drop_times: tuple[float, ...]
+    plateau_times: tuple[float, ...]
+
+    @property
+    def n_drops(self) -> int:
+        return len(self.drop_times)
+
+    @property
+    def n_plateaus(self) -> int:
+        return len(self.plateau_times)
+
+    @property
+    def n_phases(self) -> int:
+        """Drops and plateaus between them: the stretches of alternating slope (drop, plateau, drop = 3)."""
+        return self.n_drops + self.n_plateaus
+
+
+def log_slope(t: np.ndarray, loss: np.ndarray, width: float = SMOOTHING) -> tuple[np.ndarray, np.ndarray]:
+    """(u, s): the loss curve's log-derivative s = d ln L / d ln t on a uniform grid u = ln t of
+    :data:`GRID` points over the positive times, after resampling ln L there (linearly) and
+    smoothing it with a Gaussian kernel of standard deviation ``width`` (in e-folds of t; the
+    curve is extended by its end values)."""
+    t, loss = np.asarray(t, float), np.asarray(loss, float)
+    positive = t > 0
+    u = np.linspace(np.log(t[positive][0]), np.log(t[positive][-1]), GRID)
+    log_loss = np.interp(u, np.log(t[positive]), np.log(loss[positive]))
+    step = u[1] - u[0]
+    half = int(np.ceil(4 * width / step))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / width) ** 2)
+    padded = np.concatenate([np.full(half, log_loss[0]), log_loss, np.full(half, log_loss[-1])])
+    smooth = np.convolve(padded, kernel / kernel.sum(), mode="valid")
+    return u, np.gradient(smooth, step)
+
+
+def count_plateaus(t: np.ndarray, loss: np.ndarray, width: float = SMOOTHING) -> LossPlateaus:
+    """Drops and plateaus of a loss curve (E,) at times t (E,), read from its log-derivative
+    s = d ln L / d ln t (:func:`log_slope`), with no threshold on the loss or on s:
+
+    * a **drop** is a local minimum of s (the loss falling fastest, on log-log axes);
+    * a **plateau** is a local maximum of s between two drops (the loss flattest between them).
+
+    The only scale is the smoothing ``width``, fixed before any run (:data:`SMOOTHING`); a
+    chapter reports the counts at other widths beside it. A loss that falls once has one drop
+    and no plateau; the lazy → plateau → rich sequence has two drops and one plateau.
+    """
+    u, s = log_slope(t, loss, width)
+    interior = np.arange(1, len(s) - 1)
+    minima = interior[(s[interior] < s[interior - 1]) & (s[interior] <= s[interior + 1])]
+    maxima = interior[(s[interior] > s[interior - 1]) & (s[interior] >= s[interior + 1])]
+    if minima.size:
+        maxima = maxima[(maxima > minima[0]) & (maxima < minima[-1])]
+    else:
+        maxima = maxima[:0]
+    return LossPlateaus(tuple(float(np.exp(u[i])) for i in minima), tuple(float(np.exp(u[i])) for i in maxima))

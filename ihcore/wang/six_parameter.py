@@ -385,6 +385,18 @@ def restart_runs(p) -> list[SixParameterConfig]:
     return [replace(chapter_config(p), init_seed=p.seed + k) for k in range(p.n_seeds)]
 
 
+def single_grid_runs(p) -> list[SixParameterConfig]:
+    """The σ_init sweep of :func:`grid_runs` at α* = 0.5 with w_KQ as one parameter (the test of the
+    quadratic-vs-linear account: a linear w_KQ has no saddle to escape)."""
+    sigmas = [10.0 ** -k for k in range(1, p.sweep_sigma_decades + 1)]
+    return [replace(_sweep_default(p), sigma_init=s, factorised=False) for s in sigmas]
+
+
+def joint_restart_runs(p) -> list[SixParameterConfig]:
+    """:func:`restart_runs` with joint training: every parameter, p1 included, drawn N(0, σ_init²)."""
+    return [replace(config, joint=True) for config in restart_runs(p)]
+
+
 def variant_runs(p) -> list[SixParameterConfig]:
     """The stress-test variants of the default run, in the order of :data:`STRESS_VARIANTS`."""
     return [replace(chapter_config(p), **changes) for changes in STRESS_VARIANTS.values()]
@@ -484,6 +496,34 @@ def plateau_scaling(grid: list[dict], lengths: list[dict], unnormalised: list[di
         "alpha_ratio": grid_plateaus[0.8][sigma_index, 0] / grid_plateaus[0.2][sigma_index, 0],
         "length_slope": line_fit(np.log(length_values), np.log(length_plateaus)).slope,
         "unnormalised_slope": line_fit(np.log(unnormalised_values), np.log(unnormalised_plateaus)).slope,
+    }
+
+
+def sigma_slope(results: list[dict]) -> dict:
+    """The plateau against σ_init over runs that differ in it: ``sigmas`` (descending), ``plateaus``
+    (P per run, in that order), ``slope``, ``intercept`` and ``r_squared`` of P ≈ a + slope·ln(1/σ_init)."""
+    ordered = sorted(results, key=lambda r: -r["config"]["sigma_init"])
+    sigmas = [r["config"]["sigma_init"] for r in ordered]
+    plateaus = np.array([plateau_times(r)[0] for r in ordered])
+    fit = line_fit(np.log(1 / np.array(sigmas)), plateaus)
+    return {"sigmas": sigmas, "plateaus": plateaus, "slope": fit.slope, "intercept": fit.intercept,
+            "r_squared": fit.r_squared}
+
+
+def phase_lists(results: list[dict]) -> dict[str, list[float]]:
+    """Per run: ``T_G4``, ``T_IH``, ``P`` (plateau length), ``plateau_ratio`` (T_IH / T(r_G ≥ 0.9)) and
+    ``order`` (1.0 if T_G4 < T_IH, else 0.0); a time never reached is ∞ (so is what depends on it)."""
+    found = [run_phases(r) for r in results]
+
+    def never(value: float) -> float:
+        return math.inf if math.isnan(value) else value
+
+    return {
+        "T_G4": [never(f.t_four_gram) for f in found],
+        "T_IH": [never(f.t_induction) for f in found],
+        "P": [never(f.plateau_length) for f in found],
+        "plateau_ratio": [never(f.plateau_ratio) for f in found],
+        "order": [float(f.t_four_gram < f.t_induction) for f in found],
     }
 
 

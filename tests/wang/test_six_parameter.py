@@ -13,7 +13,7 @@ from ihcore.spine.validation import ParameterError
 from ihcore.wang import six_parameter
 from ihcore.wang.mixed_target import MixedTarget, sample_tokens
 from ihcore.wang.six_parameter import SixParameterConfig
-from tests.wang.helpers import SMALL, gaussian
+from tests.wang.helpers import LAZY, SMALL, T, gaussian
 
 
 def test_positional_weights_sum_to_one_and_favour_the_nearest_key():
@@ -259,3 +259,29 @@ def test_restart_summary_compares_the_restarts_with_the_default():
     np.testing.assert_allclose(summary["growing"], [0.02, 0.03, 0.04])
     assert summary["t_induction"] == pytest.approx([100, 120, 140], abs=2)
     assert summary["slope"] < 0 and summary["final_theta"].shape == (3, 6)  # here: larger |w_Q + w_K|, later switch
+
+
+def test_the_linear_w_kq_grid_and_the_joint_restarts_at_the_defaults():
+    p = WANG.parameters.validate({})
+    single = six_parameter.single_grid_runs(p)
+    assert [c.sigma_init for c in single] == [0.1, 0.01, 0.001, 1e-4] and not any(c.factorised for c in single)
+    assert len({c.shared() for c in single}) == 1  # one ensemble
+    joint = six_parameter.joint_restart_runs(p)
+    assert all(c.joint for c in joint) and [c.init_seed for c in joint] == [c.init_seed for c in six_parameter.restart_runs(p)]
+
+
+def test_sigma_slope_fits_the_plateau_against_log_inverse_sigma():
+    def synthetic(sigma):  # the switch 10 time units later per e-fold of 1/σ_init
+        switch = 1 / (1 + np.exp(-(T - 100 - 10 * np.log(1 / sigma)) / 2))
+        return {"t": T, "r_G": LAZY, "r_I": switch, "config": {"sigma_init": sigma}}
+    fit = six_parameter.sigma_slope([synthetic(s) for s in (1e-3, 1e-1, 1e-2)])
+    assert fit["sigmas"] == [0.1, 0.01, 0.001] and fit["slope"] == pytest.approx(10, rel=0.02)
+    assert fit["r_squared"] > 0.999
+
+
+def test_phase_lists_read_never_as_infinite():
+    learned = {"t": T, "r_G": LAZY, "r_I": 1 / (1 + np.exp(-(T - 100) / 2))}
+    never = {"t": T, "r_G": LAZY, "r_I": 0 * T}
+    lists = six_parameter.phase_lists([learned, never])
+    assert lists["T_IH"][0] == pytest.approx(100, rel=0.01) and lists["T_IH"][1] == math.inf
+    assert lists["P"][1] == math.inf and lists["plateau_ratio"][1] == math.inf and lists["order"] == [1.0, 0.0]
