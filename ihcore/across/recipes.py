@@ -67,7 +67,7 @@ RECIPES = (
     Recipe("adam", "Adam, standard initialisation (this book's recipe)", "adam", 1.0, 3e-3, 3e-3,
            order_steps=2000, order_eval_every=10, scaling_steps=800, scaling_eval_every=10),
     Recipe("sgd", "plain SGD, standard initialisation", "sgd", 1.0, 0.3, 0.3,
-           order_steps=2000, order_eval_every=20, scaling_steps=1500, scaling_eval_every=25),
+           order_steps=2000, order_eval_every=20, scaling_steps=2500, scaling_eval_every=25),
     Recipe("sgd-small", "plain SGD from a small initialisation (0.3×)", "sgd", 0.3, 0.5, 0.0,
            order_steps=3000, order_eval_every=30, scaling_steps=0, scaling_eval_every=1),
 )
