@@ -17,6 +17,11 @@ Two registered sweeps (:mod:`ihcore.book.sweep_registry`) run every recipe over
 task (:func:`scaling_configs`, :mod:`ihcore.across.context_scaling`). They are too heavy for the
 chapter's budget and are shipped (``python -m ihcore ship``).
 
+**The lens.** The claims read the order through Singh's functional measures (:data:`ORDER_LENS`),
+whose curves are bounded and settle after the phase change; Musat's weight-based measures are shown
+beside them but not judged, because their contrasts keep growing after the phase change, so their
+end value depends on when training stops (chosen after seeing the Adam runs; the chapter shows it).
+
 **Rise times that do not depend on when training stops.** A rise time is the first evaluation
 at which a curve has covered half of its change to its *converged* value; the converged value is
 estimated from a run ``2×`` as long as the one the order is first read from (the recipe's
@@ -42,8 +47,13 @@ from ihcore.across import context_scaling, subcircuit_order
 from ihcore.across.subcircuit_order import OrderConfig
 from ihcore.spine.claims import Claim
 
-ORDER_LENS = "musat"  # the claims judge the order under Musat's own progress measures
-SECOND_LENS = "singh"  # shown beside, not judged
+# The claims judge the order under Singh's functional lens: its measures are bounded and settle after
+# the phase change. Musat's weight lens is shown beside it, not judged: its contrasts keep growing
+# after the phase change (weights grow under cross-entropy), so a "converged value" of them does not
+# exist, and their half rises move when the run is made longer (a choice made after seeing the Adam runs).
+ORDER_LENS = "singh"
+SECOND_LENS = "musat"
+LENS_NAMES = {"singh": "Singh's lens", "musat": "Musat's lens"}
 
 
 @dataclass(frozen=True)
@@ -141,11 +151,20 @@ def horizon_check(results: Sequence[dict], lens: str = ORDER_LENS, fraction: flo
     }
 
 
-def finite_gaps(order: dict, gap: str) -> tuple[list[float], list[int]]:
-    """The per-seed gap values that exist (both rise times finite) and the seeds without one."""
-    values = order["gaps"][gap]
-    keep = np.isfinite(values)
-    return [float(v) for v in values[keep]], [int(s) for s in order["seeds"][~keep]]
+def censored_gaps(order: dict, gap: str) -> tuple[list[float], list[int]]:
+    """Per seed the gap ``gap`` of :func:`ihcore.across.subcircuit_order.order_over_seeds`, with a
+    rise time that is missing (the curve did not change beyond its noise in the run) taken as
+    after the run's end (+inf): the gap is then +inf or -inf, and 0 when both are missing
+    (neither rose before the other). Returns the values (no NaN) and the seeds with a missing rise."""
+    later, earlier = subcircuit_order.GAPS[gap]
+    values, censored = [], []
+    for i, seed in enumerate(order["seeds"]):
+        t_later, t_earlier = (float(order["rise"][sub][i]) for sub in (later, earlier))
+        if np.isnan(t_later) or np.isnan(t_earlier):
+            censored.append(int(seed))
+            t_later, t_earlier = (np.inf if np.isnan(t) else t for t in (t_later, t_earlier))
+        values.append(0.0 if np.isinf(t_later) and np.isinf(t_earlier) else t_later - t_earlier)
+    return values, censored
 
 
 ORDER_WORDS = {"reproduced": "appears", "not reproduced": "does not appear", "partly": "appears in part",
@@ -173,3 +192,9 @@ def recipe_sentence(recipe: Recipe, verdicts: dict[str, str], order_claim: Claim
     if slope_claim is not None:
         law += f" (median slope over seeds {slope_claim.estimate()}, {slope_claim.interval_text()}; {slope_claim.verdict})"
     return f"**{recipe.description}**: {order}; {law}."
+
+
+def recipes_with(verdicts: dict[str, dict[str, str]], kind: str, words: Sequence[str]) -> str:
+    """The recipes whose ``kind`` verdict (``order`` or ``law``) is one of ``words``, as Markdown
+    code names joined by commas ("none" if none): ``verdicts`` maps recipe -> :func:`recipe_verdicts`."""
+    return ", ".join(f"`{name}`" for name, verdict in verdicts.items() if verdict[kind] in words) or "none"
