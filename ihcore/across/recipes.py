@@ -45,6 +45,7 @@ import numpy as np
 
 from ihcore.across import context_scaling, subcircuit_order
 from ihcore.across.subcircuit_order import OrderConfig
+from ihcore.musat import StandardRunConfig
 from ihcore.spine.claims import Claim
 
 # The claims judge the order under Singh's functional lens: its measures are bounded and settle after
@@ -84,6 +85,7 @@ RECIPES = (
 RECIPE_NAMES = tuple(recipe.name for recipe in RECIPES)
 DEFAULT_N_SEEDS = 10
 DEFAULT_MUSAT_N_MAX = 8
+MUSAT_N_TOKENS = StandardRunConfig.n_tokens  # the smallest vocabulary of the N-scaling runs
 
 
 def get_recipe(name: str) -> Recipe:
@@ -115,10 +117,13 @@ def order_configs(p) -> list[OrderConfig]:
 
 def scaling_configs(p) -> list[context_scaling.ScalingConfig]:
     """The N-scaling runs of every recipe on Musat's token task at N = 2, 3, 4, 6, 8, ... up to
-    ``recipe_musat_n_max``, ``recipe_n_seeds`` seeds from ``seed``."""
+    ``recipe_musat_n_max``, ``recipe_n_seeds`` seeds from ``seed``. The vocabulary is the same for
+    every N, max(32, 4 N_max) tokens, so that 2N stays <= half of it (32 at the default N_max = 8,
+    the Musat chapter's)."""
     lengths = context_scaling.context_lengths("musat", p.recipe_musat_n_max)
+    n_tokens = max(MUSAT_N_TOKENS, 4 * p.recipe_musat_n_max)
     return [
-        context_scaling.scaling_config("musat", n, seed, steps=recipe.scaling_steps,
+        context_scaling.scaling_config("musat", n, seed, steps=recipe.scaling_steps, n_tokens=n_tokens,
                                        eval_every=recipe.scaling_eval_every, lr=recipe.lr_musat,
                                        optimizer=recipe.optimizer, init_scale=recipe.init_scale)
         for recipe in RECIPES if recipe.scaling_steps for n in lengths for seed in range(p.seed, p.seed + p.recipe_n_seeds)

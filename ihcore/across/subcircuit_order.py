@@ -66,6 +66,14 @@ curve. A curve with Δ ≤ 5σ (or Δ ≤ 0) did not change beyond noise (or mov
 way) and has no rise time (NaN). Otherwise the rise time at fraction f is the first
 evaluation step at which s (y(t) - y_0) ≥ f Δ. Default f = 0.5; 0.1 and 0.9 are reported too.
 
+**Horizon and bands** (for the recipe controls, :mod:`ihcore.across.recipes`). ``horizon`` reads a
+run as if it had stopped at that step (its end value then the median of the last evaluations up to
+it), so one long run shows what a shorter one would have said. A rise time's *band*
+(:func:`rise_band`) runs from the evaluation before the first crossing of f - 2σ/Δ to the first
+crossing of f + 2σ/Δ: the evaluation grid and the curve's noise. The gaps T_B - T_C and T_A - T_B get
+intervals from the bands (:func:`gap_band`) and are judged on them (:func:`judge_gap`): a seed is
+*settled* in Musat's order when both intervals lie above 0.
+
 **Order** (:func:`order_over_seeds`): Musat's order holds for a seed when T_C < T_B < T_A
 strictly; a tie (same evaluation) or a NaN counts as not ordered. The chapter's claims are
 claims over seeds on the per-seed indicator (1 ordered, 0 not): its median says whether most

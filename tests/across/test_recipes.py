@@ -29,7 +29,9 @@ def test_every_recipe_trains_its_seeds_with_its_own_optimizer_init_and_learning_
     with_scaling = [r for r in recipes.RECIPES if r.scaling_steps]
     n_values = context_scaling.context_lengths("musat", p.recipe_musat_n_max)
     assert len(scaling) == len(with_scaling) * len(n_values) * p.recipe_n_seeds
-    assert {c.task for c in scaling} == {"musat"}
+    assert {c.task for c in scaling} == {"musat"} and {c.n_tokens for c in scaling} == {32}
+    long = recipes.scaling_configs(SWEEPS["across-recipe-scaling"].parameters({"recipe_musat_n_max": 32}))
+    assert max(c.n_pairs for c in long) == 32 and {c.n_tokens for c in long} == {128}  # 2N <= half the vocabulary
     assert {(recipes.recipe_of(c), c.lr, c.steps) for c in scaling} == {
         (r.name, r.lr_musat, r.scaling_steps) for r in with_scaling}
 
