@@ -68,7 +68,9 @@ evaluation step at which s (y(t) - y_0) ≥ f Δ. Default f = 0.5; 0.1 and 0.9 a
 
 **Horizon and bands** (for the recipe controls, :mod:`ihcore.across.recipes`). ``horizon`` reads a
 run as if it had stopped at that step (its end value then the median of the last evaluations up to
-it), so one long run shows what a shorter one would have said. A rise time's *band*
+it), so one long run shows what a shorter one would have said. A run that diverged (its curves
+not finite from some evaluation on) is read up to its last finite evaluation (a rule added after
+plain SGD diverged in some seeds). A rise time's *band*
 (:func:`rise_band`) runs from the evaluation before the first crossing of f - 2σ/Δ to the first
 crossing of f + 2σ/Δ: the evaluation grid and the curve's noise. The gaps T_B - T_C and T_A - T_B get
 intervals from the bands (:func:`gap_band`) and are judged on them (:func:`judge_gap`): a seed is
@@ -342,12 +344,20 @@ def curve_noise(values: np.ndarray) -> float:
 
 
 def _until(steps, values, horizon: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluations at steps <= ``horizon`` (all if None): the curve a run stopped there would have."""
+    """The evaluations at steps <= ``horizon`` (all if None): the curve a run stopped there would have;
+    and only those before the curve's first non-finite value (a run that diverged is read up to its
+    last finite evaluation, as if it had stopped there)."""
     steps, values = np.asarray(steps), np.asarray(values, dtype=float)
-    if horizon is None:
-        return steps, values
-    keep = steps <= horizon
+    keep = np.cumprod(np.isfinite(values)).astype(bool)
+    if horizon is not None:
+        keep &= steps <= horizon
     return steps[keep], values[keep]
+
+
+def diverged_at(result: dict) -> int | None:
+    """The first evaluation step at which the run's loss is not finite (None if it never is)."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(result["loss"], dtype=float)))
+    return int(result["eval_steps"][bad[0]]) if bad.size else None
 
 
 def covered_fraction(values: np.ndarray, direction: int = 1) -> np.ndarray:
@@ -376,7 +386,7 @@ def rise_time(steps: np.ndarray, values: np.ndarray, fraction: float = 0.5, dire
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     steps, values = _until(steps, direction * np.asarray(values, dtype=float), horizon)
-    if np.isnan(_change(values)):
+    if len(values) < 2 or np.isnan(_change(values)):
         return float("nan")
     return first_crossing(steps, covered_fraction(values), fraction)
 
@@ -389,7 +399,7 @@ def rise_band(steps: np.ndarray, values: np.ndarray, fraction: float = 0.5, dire
     last evaluation if it never gets there), σ the curve's jitter (:func:`curve_noise`) and Δ
     its change. (NaN, NaN) if the curve has no rise time."""
     steps, values = _until(steps, direction * np.asarray(values, dtype=float), horizon)
-    change = _change(values)
+    change = _change(values) if len(values) >= 2 else float("nan")
     if np.isnan(change):
         return float("nan"), float("nan")
     covered, slack = covered_fraction(values), BAND_SIGMAS * curve_noise(values) / change

@@ -111,6 +111,15 @@ def test_a_run_read_up_to_a_horizon_is_the_run_stopped_there():
     assert rise_time(steps, slow, horizon=1000) < rise_time(steps, slow)
 
 
+def test_a_diverged_run_is_read_up_to_its_last_finite_evaluation():
+    steps = np.arange(0, 2001, 10)
+    curve = ramp(steps, 200, 400)
+    diverged = np.where(steps >= 1000, np.nan, curve)
+    assert rise_time(steps, diverged) == rise_time(steps, curve, horizon=990)
+    assert subcircuit_order.diverged_at({"loss": diverged, "eval_steps": steps}) == 1000
+    assert subcircuit_order.diverged_at({"loss": curve, "eval_steps": steps}) is None
+
+
 def test_the_horizon_check_counts_the_seeds_whose_order_changes():
     runs = [fake_run(0, {"C": 100, "B": 300, "A": 500}), fake_run(1, {"C": 100, "B": 300, "A": 1200})]
     check = recipes.horizon_check(runs)
