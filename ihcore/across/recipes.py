@@ -31,7 +31,8 @@ order changes.
 
 **Verdicts per recipe** (:func:`recipe_verdicts`), computed from the claims: Musat's order
 *appears* when the order claim is reproduced (most seeds ordered, settled on the median's
-interval), *does not appear* when it is not reproduced, and is *undecided* otherwise; the N² law
+interval), *does not appear* when it is not reproduced, and is *undecided* otherwise; it *is not
+reached* when most seeds have a curve that never rose (the circuit did not form within the run); the N² law
 *holds* when the slope claim is reproduced (slope in [1.5, 2.5]), *holds partly* when partly (in
 [1, 3]), *does not hold* when not reproduced, and is *undecided* otherwise.
 """
@@ -178,11 +179,24 @@ LAW_WORDS = {"reproduced": "holds", "partly": "holds in part", "not reproduced":
              "undecided": "is undecided"}
 
 
-def recipe_verdicts(order_claim: Claim | None, slope_claim: Claim | None) -> dict[str, str]:
+NOT_REACHED = "is not reached within the run"
+
+
+def recipe_verdicts(order_claim: Claim | None, slope_claim: Claim | None, n_no_rise: int = 0,
+                    n_seeds: int = 0) -> dict[str, str]:
     """``order`` and ``law``: what the recipe's claims say of Musat's order and of the N² law
-    (module docstring); ``not run`` for a claim that was not measured."""
+    (module docstring); ``not run`` for a claim that was not measured. When most of the
+    ``n_seeds`` seeds have a curve without a rise (``n_no_rise``: the circuit did not form within
+    the run), the order is :data:`NOT_REACHED` whatever its claim says: the run cannot tell
+    (a rule added after plain SGD from a small initialisation stayed on its plateau)."""
+    if order_claim is None:
+        order = "not run"
+    elif n_no_rise > n_seeds / 2:
+        order = NOT_REACHED
+    else:
+        order = ORDER_WORDS[order_claim.verdict]
     return {
-        "order": ORDER_WORDS[order_claim.verdict] if order_claim is not None else "not run",
+        "order": order,
         "law": LAW_WORDS[slope_claim.verdict] if slope_claim is not None else "not run",
     }
 

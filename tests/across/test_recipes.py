@@ -138,6 +138,7 @@ def test_verdicts_and_sentence_come_from_the_claims():
     verdicts = recipes.recipe_verdicts(order, slope)
     assert verdicts == {"order": "appears", "law": "holds in part"}
     assert recipes.recipe_verdicts(None, None) == {"order": "not run", "law": "not run"}
+    assert recipes.recipe_verdicts(order, None, n_no_rise=6, n_seeds=10)["order"] == recipes.NOT_REACHED
     sentence = recipes.recipe_sentence(recipes.RECIPES[0], verdicts, order, slope, 10, 10)
     assert "appears" in sentence and "holds in part" in sentence and "nan" not in sentence
 
