@@ -217,3 +217,16 @@ def recipes_with(verdicts: dict[str, dict[str, str]], kind: str, words: Sequence
     """The recipes whose ``kind`` verdict (``order`` or ``law``) is one of ``words``, as Markdown
     code names joined by commas ("none" if none): ``verdicts`` maps recipe -> :func:`recipe_verdicts`."""
     return ", ".join(f"`{name}`" for name, verdict in verdicts.items() if verdict[kind] in words) or "none"
+
+
+def largest_n_slopes(fit: dict) -> list[float]:
+    """Per seed, the log-log slope of phase-change time between the two largest N of ``fit`` (a
+    task's entry of :func:`ihcore.across.context_scaling.scaling_fit`), for the seeds that crossed at
+    both: the local exponent where the time scales are furthest apart (the law is asymptotic)."""
+    (n_low, n_high) = fit["n_values"][-2:]
+    slopes = []
+    for times in fit["times"].values():
+        t_low, t_high = times[-2:]
+        if t_low is not None and t_high is not None:
+            slopes.append(float(np.log(t_high / t_low) / np.log(n_high / n_low)))
+    return slopes

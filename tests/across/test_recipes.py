@@ -151,3 +151,9 @@ def test_the_shipped_recipe_sweeps_load_and_are_the_sweeps_configurations_at_the
     assert len(shipped["runs"]) == len(sweep.build(p))
     assert shipped["provenance"]["runs"] == len(shipped["runs"])
     assert {recipes.recipe_of(run["config"]) for run in shipped["runs"]} <= set(recipes.RECIPE_NAMES)
+
+
+def test_the_largest_n_slope_is_the_local_exponent_of_the_two_largest_n():
+    fit = {"n_values": [2, 4, 8], "times": {0: [100, 400, 1600], 1: [100, 200, None], 2: [50, 100, 150]}}
+    slopes = recipes.largest_n_slopes(fit)
+    assert len(slopes) == 2 and abs(slopes[0] - 2) < 1e-12 and abs(slopes[1] - np.log2(1.5)) < 1e-12
