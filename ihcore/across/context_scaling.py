@@ -44,6 +44,7 @@ rule fixed before the sweep: Θ(N²) reproduced if the slope is in [1.5, 2.5], p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -100,6 +101,8 @@ class ScalingConfig:
     item_dim: int = SinghSetting.item_dim  # singh: item feature size
     prototypes: str = SinghSetting.prototypes  # singh: class prototype generator
     n_tokens: int = StandardRunConfig.n_tokens  # musat: vocabulary is max(n_tokens, 2N)
+    optimizer: str = "adam"  # or "sgd" (plain: no momentum, no weight decay)
+    init_scale: float = 1.0  # every weight ~ N(0, init_scale^2 / fan_in); < 1: a small init
 
     def __post_init__(self) -> None:
         largest_n = min(self.n_labels, self.n_classes) if self.task == "singh" else None
@@ -110,6 +113,8 @@ class ScalingConfig:
             "steps": (self.steps >= 1, "an integer >= 1"),
             "eval_every": (self.eval_every >= 1, "an integer >= 1"),
             "d_model": (self.d_model >= 1 and self.d_model % self.n_heads == 0, f"a multiple of n_heads = {self.n_heads}"),
+            "optimizer": (self.optimizer in ("adam", "sgd"), "'adam' or 'sgd'"),
+            "init_scale": (self.init_scale > 0, "a number > 0"),
         })
 
 
@@ -177,10 +182,15 @@ def build_task(config: ScalingConfig) -> ItemLabelTask | TokenTask:
 
 
 def build_model(config: ScalingConfig, task) -> AttentionOnlyTransformer:
+    """The task's standard model, its weights drawn from the init seed and scaled by ``config.init_scale``."""
     seed = Seeds.from_base(config.seed).init
     if config.task == "musat":
-        return token_task_model(task, config.d_model, seed, config.n_heads)
-    return singh_model(task, config.n_heads, config.d_model, seed)
+        model = token_task_model(task, config.d_model, seed, config.n_heads)
+    else:
+        model = singh_model(task, config.n_heads, config.d_model, seed)
+    if config.init_scale == 1.0:
+        return model
+    return AttentionOnlyTransformer(dataclasses.replace(model.config, init_scale=config.init_scale), seed=seed)
 
 
 def run(config: ScalingConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
@@ -210,7 +220,7 @@ def run_many(configs: Sequence[ScalingConfig], *, device: str | torch.device | N
         histories = train_members(
             members, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size,
             eval_every=setting.eval_every, eval_splits=["train"], eval_batch_size=setting.eval_batch_size,
-            progress=progress, device=device,
+            optimizer=setting.optimizer, progress=progress, device=device,
         )
         return [_result(config, history) for config, history in zip(group, histories)]
 

@@ -66,6 +66,16 @@ curve. A curve with Δ ≤ 5σ (or Δ ≤ 0) did not change beyond noise (or mov
 way) and has no rise time (NaN). Otherwise the rise time at fraction f is the first
 evaluation step at which s (y(t) - y_0) ≥ f Δ. Default f = 0.5; 0.1 and 0.9 are reported too.
 
+**Horizon and bands** (for the recipe controls, :mod:`ihcore.across.recipes`). ``horizon`` reads a
+run as if it had stopped at that step (its end value then the median of the last evaluations up to
+it), so one long run shows what a shorter one would have said. A run that diverged (its curves
+not finite from some evaluation on) is read up to its last finite evaluation (a rule added after
+plain SGD diverged in some seeds). A rise time's *band*
+(:func:`rise_band`) runs from the evaluation before the first crossing of f - 2σ/Δ to the first
+crossing of f + 2σ/Δ: the evaluation grid and the curve's noise. The gaps T_B - T_C and T_A - T_B get
+intervals from the bands (:func:`gap_band`) and are judged on them (:func:`judge_gap`): a seed is
+*settled* in Musat's order when both intervals lie above 0.
+
 **Order** (:func:`order_over_seeds`): Musat's order holds for a seed when T_C < T_B < T_A
 strictly; a tie (same evaluation) or a NaN counts as not ordered. The chapter's claims are
 claims over seeds on the per-seed indicator (1 ordered, 0 not): its median says whether most
@@ -76,6 +86,7 @@ when the seed is ordered) shows how far each seed is from the order or from losi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -88,6 +99,8 @@ from ihcore.spine import clamps, measures
 from ihcore.spine.circuit_weights import copying_ov, matching_qk, position_qk
 from ihcore.spine.curves import first_crossing, first_step_below
 from ihcore.spine.train import Member, Seeds, run_in_groups, train_members
+from ihcore.spine.transformer import AttentionOnlyTransformer
+from ihcore.spine.validation import refuse_invalid
 
 SUBCIRCUITS = ("C", "B", "A")  # Musat's claimed order: C (γ₃) first, then B (β₂), then A (α₃)
 LENSES = ("musat", "singh", "musat_raw", "singh_clamp", "singh_head")
@@ -102,6 +115,9 @@ DIRECTIONS = {
 FRACTIONS = (0.1, 0.5, 0.9)
 END_WINDOW = 5  # evaluations whose median is the curve's end value
 NOISE_MULTIPLE = 5.0  # a change must exceed this many noise standard deviations
+BAND_SIGMAS = 2.0  # a rise time's band: the crossing of its fraction ± this many noise σ (relative to Δ)
+SETTLED = ("ordered", "undecided", "against", "no rise")  # a seed's order, judged on its gaps' bands
+GAPS = {"B-C": ("B", "C"), "A-B": ("A", "B")}  # Musat's order: both gaps > 0
 MATCH_CLAMP = "1,2,3qk,4 (match: A+B)"
 LAYER0_COPY_CLAMP = "1,2,3v,5 (layer 0 + copy: A+C)"
 
@@ -224,6 +240,25 @@ class OrderConfig(SinghSetting):
 
     eval_every: int = 10
     eval_batch_size: int = 128
+    optimizer: str = "adam"  # or "sgd" (plain: no momentum, no weight decay)
+    init_scale: float = 1.0  # every weight ~ N(0, init_scale^2 / fan_in); < 1: a small init
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        refuse_invalid(self, {
+            "optimizer": (self.optimizer in ("adam", "sgd"), "'adam' or 'sgd'"),
+            "init_scale": (self.init_scale > 0, "a number > 0"),
+        })
+
+
+def build_model(config: OrderConfig, task) -> AttentionOnlyTransformer:
+    """Singh's baseline model for ``task`` (:func:`ihcore.singh.subcircuits.singh_model`), its
+    weights drawn from the same seed and scaled by ``config.init_scale``."""
+    seed = Seeds.from_base(config.seed).init
+    model = singh_model(task, config.n_heads, config.d_model, seed, config.n_layers)
+    if config.init_scale == 1.0:
+        return model
+    return AttentionOnlyTransformer(dataclasses.replace(model.config, init_scale=config.init_scale), seed=seed)
 
 
 def run(config: OrderConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
@@ -251,10 +286,10 @@ def run_many(configs: Sequence[OrderConfig], *, device: str | torch.device | Non
         for config in group:
             seeds = Seeds.from_base(config.seed)
             task = singh_task(config.n_labels, config.n_classes, config.item_dim, config.prototypes, seeds.init)
-            model = singh_model(task, config.n_heads, config.d_model, seeds.init, config.n_layers)
-            members.append(Member(model, task, seeds))
+            members.append(Member(build_model(config, task), task, seeds))
         histories = train_members(
             members, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size, eval_every=setting.steps,
+            optimizer=setting.optimizer,
             eval_batch_size=setting.eval_batch_size, checkpoint_steps=eval_steps, progress=progress, device=device,
         )
         return [read_lenses(config, member, history, eval_steps)
@@ -308,6 +343,23 @@ def curve_noise(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / np.sqrt(2))
 
 
+def _until(steps, values, horizon: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluations at steps <= ``horizon`` (all if None): the curve a run stopped there would have;
+    and only those before the curve's first non-finite value (a run that diverged is read up to its
+    last finite evaluation, as if it had stopped there)."""
+    steps, values = np.asarray(steps), np.asarray(values, dtype=float)
+    keep = np.cumprod(np.isfinite(values)).astype(bool)
+    if horizon is not None:
+        keep &= steps <= horizon
+    return steps[keep], values[keep]
+
+
+def diverged_at(result: dict) -> int | None:
+    """The first evaluation step at which the run's loss is not finite (None if it never is)."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(result["loss"], dtype=float)))
+    return int(result["eval_steps"][bad[0]]) if bad.size else None
+
+
 def covered_fraction(values: np.ndarray, direction: int = 1) -> np.ndarray:
     """(E,) the fraction of its change from step 0 to its end value (the median of the last
     :data:`END_WINDOW` evaluations) that the curve has covered at each evaluation; ``direction``
@@ -317,26 +369,76 @@ def covered_fraction(values: np.ndarray, direction: int = 1) -> np.ndarray:
     return (values - values[0]) / change if change != 0 else np.full(values.shape, np.nan)
 
 
-def rise_time(steps: np.ndarray, values: np.ndarray, fraction: float = 0.5, direction: int = 1) -> float:
+def _change(values: np.ndarray) -> float:
+    """The curve's change Δ (already signed by its direction), or NaN if not beyond its noise."""
+    change = float(np.median(values[-END_WINDOW:])) - values[0]
+    return change if change > 0 and change > NOISE_MULTIPLE * curve_noise(values) else float("nan")
+
+
+def rise_time(steps: np.ndarray, values: np.ndarray, fraction: float = 0.5, direction: int = 1,
+              horizon: int | None = None) -> float:
     """First step at which the curve has covered ``fraction`` of its change (module docstring); NaN if none.
 
-    ``direction`` +1: the change is a rise; -1: a fall (a loss).
+    ``direction`` +1: the change is a rise; -1: a fall (a loss). ``horizon``: read the run as
+    if it had stopped at that step (its end value is then the median of the last evaluations
+    up to it); None: the whole run.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    values = direction * np.asarray(values, dtype=float)
-    change = float(np.median(values[-END_WINDOW:])) - values[0]
-    if change <= 0 or change <= NOISE_MULTIPLE * curve_noise(values):
+    steps, values = _until(steps, direction * np.asarray(values, dtype=float), horizon)
+    if len(values) < 2 or np.isnan(_change(values)):
         return float("nan")
     return first_crossing(steps, covered_fraction(values), fraction)
 
 
-def rise_times(result: dict, lens: str, fraction: float = 0.5) -> dict[str, float]:
-    """Rise time of subcircuits C, B, A of one run under ``lens``."""
+def rise_band(steps: np.ndarray, values: np.ndarray, fraction: float = 0.5, direction: int = 1,
+              horizon: int | None = None) -> tuple[float, float]:
+    """(earliest, latest) step at which the curve's crossing of ``fraction`` can lie, given its
+    evaluation grid and its noise: from the evaluation before the first crossing of
+    ``fraction - BAND_SIGMAS σ/Δ`` to the first crossing of ``fraction + BAND_SIGMAS σ/Δ`` (the
+    last evaluation if it never gets there), σ the curve's jitter (:func:`curve_noise`) and Δ
+    its change. (NaN, NaN) if the curve has no rise time."""
+    steps, values = _until(steps, direction * np.asarray(values, dtype=float), horizon)
+    change = _change(values) if len(values) >= 2 else float("nan")
+    if np.isnan(change):
+        return float("nan"), float("nan")
+    covered, slack = covered_fraction(values), BAND_SIGMAS * curve_noise(values) / change
+    low = first_crossing(steps, covered, fraction - slack)
+    if np.isnan(low):
+        return float("nan"), float("nan")
+    previous = steps[max(int(np.searchsorted(steps, low)) - 1, 0)]
+    high = first_crossing(steps, covered, fraction + slack)
+    return float(previous), float(steps[-1] if np.isnan(high) else high)
+
+
+def rise_times(result: dict, lens: str, fraction: float = 0.5, horizon: int | None = None) -> dict[str, float]:
+    """Rise time of subcircuits C, B, A of one run under ``lens`` (read up to ``horizon``)."""
     return {
-        sub: rise_time(result["eval_steps"], result[f"curve/{lens}/{sub}"], fraction, DIRECTIONS[lens][sub])
+        sub: rise_time(result["eval_steps"], result[f"curve/{lens}/{sub}"], fraction, DIRECTIONS[lens][sub], horizon)
         for sub in SUBCIRCUITS
     }
+
+
+def rise_bands(result: dict, lens: str, fraction: float = 0.5, horizon: int | None = None
+               ) -> dict[str, tuple[float, float]]:
+    """:func:`rise_band` of subcircuits C, B, A of one run under ``lens``."""
+    return {
+        sub: rise_band(result["eval_steps"], result[f"curve/{lens}/{sub}"], fraction, DIRECTIONS[lens][sub], horizon)
+        for sub in SUBCIRCUITS
+    }
+
+
+def gap_band(later: tuple[float, float], earlier: tuple[float, float]) -> tuple[float, float]:
+    """The interval of T_later - T_earlier from the two rise bands: [low - high', high - low']."""
+    return later[0] - earlier[1], later[1] - earlier[0]
+
+
+def judge_gap(band: tuple[float, float]) -> str:
+    """``after`` if the whole interval is > 0, ``before`` if < 0, ``tied`` if it holds 0, ``none`` if NaN."""
+    low, high = band
+    if np.isnan(low) or np.isnan(high):
+        return "none"
+    return "after" if low > 0 else "before" if high < 0 else "tied"
 
 
 def in_musat_order(times: dict[str, float]) -> bool:
@@ -360,23 +462,37 @@ def order_margin(times: dict[str, float]) -> float:
     return float("-inf") if np.isnan(margin) else float(margin)
 
 
-def order_over_seeds(results: Sequence[dict], lens: str, fraction: float = 0.5) -> dict:
+def order_over_seeds(results: Sequence[dict], lens: str, fraction: float = 0.5, horizon: int | None = None) -> dict:
     """Per seed the rise times of C, B, A under ``lens`` and whether T_C < T_B < T_A; over seeds the
-    fraction in that order and which subcircuit rose first.
+    fraction in that order and which subcircuit rose first. ``horizon``: every run read as if
+    it had stopped at that step (None: the whole run).
 
-    Returns ``lens``, ``fraction``, ``seeds`` (S,), ``rise`` {C, B, A: (S,) steps, NaN = none},
-    ``ordered`` (S,) bool, ``indicators`` (S,) floats (1.0 ordered, 0.0 not: the per-seed values
-    of a claim over seeds), ``margin`` (S,) :func:`order_margin`, ``fraction_ordered``,
-    ``first`` (S,) names and ``first_counts``.
+    Returns ``lens``, ``fraction``, ``horizon``, ``seeds`` (S,), ``rise`` {C, B, A: (S,) steps, NaN =
+    none}, ``ordered`` (S,) bool, ``indicators`` (S,) floats (1.0 ordered, 0.0 not: the per-seed
+    values of a claim over seeds), ``margin`` (S,) :func:`order_margin`, ``fraction_ordered``,
+    ``first`` (S,) names and ``first_counts``; and per gap (``B-C`` = T_B - T_C, ``A-B`` = T_A - T_B)
+    ``gaps`` {gap: (S,) steps}, ``gap_bands`` {gap: (S, 2)} (:func:`gap_band`) and ``gap_verdicts``
+    {gap: (S,) :func:`judge_gap`}; ``settled`` (S,): ``ordered`` if both gaps are ``after`` on their
+    bands, ``against`` if either is ``before``, ``no rise`` if a curve has no rise time, else
+    ``undecided``; ``settled_counts``.
     """
     if lens not in DIRECTIONS:
         raise ValueError(f"unknown lens {lens!r}; lenses: {list(DIRECTIONS)}")
-    per_seed = [rise_times(result, lens, fraction) for result in results]
+    per_seed = [rise_times(result, lens, fraction, horizon) for result in results]
+    bands = [rise_bands(result, lens, fraction, horizon) for result in results]
     ordered = np.array([in_musat_order(times) for times in per_seed], dtype=bool)
     first = [first_to_rise(times) for times in per_seed]
+    gap_bands = {gap: np.array([gap_band(b[later], b[earlier]) for b in bands]).reshape(len(bands), 2)
+                 for gap, (later, earlier) in GAPS.items()}
+    gap_verdicts = {gap: [judge_gap(tuple(band)) for band in value] for gap, value in gap_bands.items()}
+    settled = ["no rise" if any(gap_verdicts[g][i] == "none" for g in GAPS)
+               else "ordered" if all(gap_verdicts[g][i] == "after" for g in GAPS)
+               else "against" if any(gap_verdicts[g][i] == "before" for g in GAPS) else "undecided"
+               for i in range(len(results))]
     return {
         "lens": lens,
         "fraction": fraction,
+        "horizon": horizon,
         "seeds": np.array([result["seed"] for result in results]),
         "rise": {sub: np.array([times[sub] for times in per_seed]) for sub in SUBCIRCUITS},
         "ordered": ordered,
@@ -385,6 +501,11 @@ def order_over_seeds(results: Sequence[dict], lens: str, fraction: float = 0.5) 
         "fraction_ordered": float(ordered.mean()) if len(ordered) else float("nan"),
         "first": first,
         "first_counts": {name: first.count(name) for name in (*SUBCIRCUITS, "tie", "none")},
+        "gaps": {gap: np.array([t[later] - t[earlier] for t in per_seed]) for gap, (later, earlier) in GAPS.items()},
+        "gap_bands": gap_bands,
+        "gap_verdicts": gap_verdicts,
+        "settled": settled,
+        "settled_counts": {name: settled.count(name) for name in SETTLED},
     }
 
 

@@ -35,14 +35,16 @@ VOCABULARY = (
         musat="α₃: the M-block of W⁽¹⁾ (label i attends to item i, copies x_i into a1e)",
         singh="A = steps 1 + 2: a layer-0 previous-token head attends and copies",
         wang="layer-1 RPE head, slope p1 → ∞ (z_t = x_{t−1}); held at the ideal in the layer-wise protocol",
-        evidence=(("musat", "slope-alpha3"), ("singh", "clamp-A-speeds-up"), ("singh", "many-to-many-wiring")),
+        evidence=(("musat", "slope-alpha3"), ("singh", "clamp-A-speeds-up"), ("singh", "many-to-many-wiring"),
+                  ("across", "gap-match-previous-adam"), ("across", "gap-match-previous-sgd")),
     ),
     Row(
         topic="matching: the query finds the label whose item is like it",
         musat="β₂: the (e, a1e) block of W⁽²⁾ (x_q against the copy of x_i)",
         singh="B = steps 3qk + 4: the induction head's query–key match",
         wang="dot-product head B: logit w_Q·w_K·x_L·x_{s−1}, quadratic in the parameters",
-        evidence=(("musat", "slope-beta2"), ("wang", "time-scales"), ("singh", "classes-slow-match")),
+        evidence=(("musat", "slope-beta2"), ("wang", "time-scales"), ("singh", "classes-slow-match"),
+                  ("across", "gap-copy-match-adam"), ("across", "gap-copy-match-sgd")),
     ),
     Row(
         topic="copying: the matched label is written to the output",
@@ -76,7 +78,8 @@ POSITIONS = (
         singh="no fixed order claimed: each evolves smoothly; clamping A or C speeds the rest",
         wang="previous-token first by construction (layer-wise training); then positional before dot product",
         agreement="disagree: only Musat et al. claim an order",
-        evidence=(("musat", "order-full"), ("across", "order-musat-lens"), ("across", "order-singh-lens")),
+        evidence=(("musat", "order-full"), ("across", "order-musat-lens"), ("across", "order-singh-lens"),
+                  ("across", "order-adam"), ("across", "order-sgd"), ("across", "order-sgd-small")),
     ),
     Row(
         topic="How does the time grow with the context?",
@@ -84,7 +87,19 @@ POSITIONS = (
         singh="not studied; more labels or classes shift the phase change",
         wang="with an unnormalised target the plateau grows with L (the IH signal shrinks like 1/L)",
         agreement="Musat et al. alone make it a law",
-        evidence=(("musat", "slope-full"), ("across", "n-squared-singh-task"), ("across", "n-squared-musat-task")),
+        evidence=(("musat", "slope-full"), ("across", "n-squared-singh-task"), ("across", "n-squared-musat-task"),
+                  ("across", "n-squared-adam"), ("across", "n-squared-sgd")),
+    ),
+    Row(
+        topic="Which training does each claim need?",
+        musat="gradient flow from zero (plain gradient descent, both theorems); the order is also "
+        "claimed for a standard model (v2), trained as the sources do not say",
+        singh="Adam from the usual random initialisation (their runs); no claim about other optimisers",
+        wang="layer-wise gradient flow from a small initialisation (the analysis); Adam in the v3 experiments",
+        agreement="differ: the theories assume gradient descent from a small start, Singh et al.'s evidence "
+        "is Adam; this book's recipe controls test both recipes on the same model",
+        evidence=(("across", "order-adam"), ("across", "order-sgd"), ("across", "order-sgd-small"),
+                  ("across", "n-squared-adam"), ("across", "n-squared-sgd")),
     ),
 )
 

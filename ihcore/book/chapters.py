@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ihcore.across import context_scaling
+from ihcore.across import context_scaling, recipes
 from ihcore.across.subcircuit_order import OrderConfig
 from ihcore.book.params import Parameter, ParameterSpec
 from ihcore.musat import MinimalRunConfig, StandardRunConfig
@@ -222,6 +222,10 @@ ACROSS = Chapter(
                       "Singh's task at N = 2, 3, ..., singh_n_max pairs (8 labels)", 3, 8),
             Parameter("musat_n_max", int, max(context_scaling.DEFAULT_N["musat"]),
                       "Musat's token task at N = 2, 3, 4, 6, 8, ... up to musat_n_max", 4, 16),
+            Parameter("recipe_n_seeds", int, recipes.DEFAULT_N_SEEDS,
+                      "seeds of each recipe's order and N-scaling runs (shipped sweeps at the default)", 5, 64),
+            Parameter("recipe_musat_n_max", int, recipes.DEFAULT_MUSAT_N_MAX,
+                      "recipes' N-scaling runs on Musat's token task at N = 2, 3, 4, 6, 8, ... up to this", 4, 32),
             RESULTS_DIR,
             DEVICE,
             SHOW_PROGRESS,

@@ -7,7 +7,7 @@ parameters -> the study's run configurations) with that study's ``run``; the eng
 
 from __future__ import annotations
 
-from ihcore.across import context_scaling, subcircuit_order
+from ihcore.across import context_scaling, recipes, subcircuit_order
 from ihcore.book.sweeps import Sweep
 from ihcore.musat import flow_runs, minimal_runs
 from ihcore.singh import experiments as singh_experiments
@@ -141,4 +141,22 @@ register(Sweep(
     "the seeds of each N as one ensemble",
     context_scaling.chapter_configs, context_scaling.run, key_fields=("task", "n_pairs", "seed"),
     run_many=context_scaling.run_many, chunk=_ACROSS_CHUNK,
+))
+
+# The recipe controls (shipped: too heavy for the chapter's budget). One recipe's seeds (or one
+# recipe's seeds at one N) are one ensemble; configurations are recipe-major, so a chunk of
+# recipe_n_seeds (default 10) is one ensemble, written when it finishes (resumable).
+_RECIPE_CHUNK = recipes.DEFAULT_N_SEEDS
+
+register(Sweep(
+    "across-recipe-order", "across", "Singh's baseline model trained by each recipe (Adam; SGD from a small init) "
+    "at recipe_n_seeds seeds, each read through both lenses, long runs (the order read at half and full length)",
+    recipes.order_configs, subcircuit_order.run, key_fields=("optimizer", "init_scale", "seed"),
+    run_many=subcircuit_order.run_many, chunk=_RECIPE_CHUNK,
+))
+register(Sweep(
+    "across-recipe-scaling", "across", "phase-change time against N on Musat's token task for each recipe, "
+    "recipe_n_seeds seeds, N up to recipe_musat_n_max; the seeds of each (recipe, N) as one ensemble",
+    recipes.scaling_configs, context_scaling.run, key_fields=("optimizer", "init_scale", "n_pairs", "seed"),
+    run_many=context_scaling.run_many, chunk=_RECIPE_CHUNK,
 ))
