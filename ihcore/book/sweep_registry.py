@@ -45,9 +45,9 @@ register(Sweep(
 ))
 register(Sweep(
     "musat-stress", "musat", "minimal-model stress tests: each reviewer's variant at N = stress_n_max/2 and "
-    "stress_n_max, n_seeds seeds",
-    minimal_runs.stress_configs, minimal_runs.run, key_fields=("variant", "n_pairs", "seed"),
-    run_many=minimal_runs.run_many,
+    "stress_n_max, n_seeds seeds (shipped; without final weights)",
+    minimal_runs.stress_configs, minimal_runs.run_trajectory, key_fields=("variant", "n_pairs", "seed"),
+    run_many=minimal_runs.run_many_trajectories,
 ))
 register(Sweep(
     "musat-scaling", "musat", "full minimal model on orthonormal data at N = 2, 4, ..., n_max_full and n_pairs, "
@@ -57,8 +57,8 @@ register(Sweep(
 register(Sweep(
     "musat-reference", "musat", "the gradient-flow reference: full model at N = n_pairs, D = ref_dim, eta halved "
     "ref_halvings times, orthonormal and isotropic data; a D sweep and the seed spread at the finest eta (shipped)",
-    minimal_runs.reference_configs, minimal_runs.run, key_fields=("data", "dim", "eta", "seed"),
-    run_many=minimal_runs.run_many, chunk=1,
+    minimal_runs.reference_configs, minimal_runs.run_trajectory, key_fields=("data", "dim", "eta", "seed"),
+    run_many=minimal_runs.run_many_trajectories, chunk=1,
 ))
 register(Sweep(
     "musat-diagnosis", "musat", "the 3-parameter model with each other coefficient freed, then the top ones together, "

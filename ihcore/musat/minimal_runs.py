@@ -137,6 +137,20 @@ def run_many(configs: Sequence[MinimalRunConfig], *, device: str | torch.device 
     return run_in_groups(configs, run_group)
 
 
+def run_many_trajectories(configs: Sequence[MinimalRunConfig], *, device: str | torch.device | None = None,
+                          progress: bool | None = None) -> list[dict]:
+    """:func:`run_many` without the final ``weights``: what the shipped sweeps keep (a D = 64 run's weights
+    alone are 3 MB of JSON)."""
+    return [{k: v for k, v in result.items() if k != "weights"}
+            for result in run_many(configs, device=device, progress=progress)]
+
+
+def run_trajectory(config: MinimalRunConfig, *, device: str | torch.device | None = None,
+                   progress: bool | None = None) -> dict:
+    """:func:`run` without the final ``weights`` (the one-config case of :func:`run_many_trajectories`)."""
+    return run_many_trajectories([config], device=device, progress=progress)[0]
+
+
 def _member(c: MinimalRunConfig, device) -> tuple[Member, float]:
     """The ensemble member of config ``c`` (model built on the CPU from its seed, then moved) and its learning rate."""
     task = ContinuousTask(c.n_pairs, c.dim, c.data, c.query, c.label_cue)
@@ -281,8 +295,9 @@ def reference_etas(p) -> list[float]:
 
 
 def reference_dims(p) -> list[int]:
-    """D of the reference's D sweep: ``dim``, ``ref_dim / 2`` and ``ref_dim`` (the reconstruction's D = 64)."""
-    return sorted({p.dim, p.ref_dim // 2, p.ref_dim})
+    """D of the reference's D sweep: ``dim``, ``ref_dim / 2`` and ``ref_dim`` (the reconstruction's D = 64), those
+    that are even and at least 2N + 2 (orthonormal data)."""
+    return sorted({d for d in (p.dim, p.ref_dim // 2, p.ref_dim) if d % 2 == 0 and d >= 2 * p.n_pairs + 2})
 
 
 def reference_configs(p) -> list[MinimalRunConfig]:
