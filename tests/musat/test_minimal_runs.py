@@ -6,15 +6,35 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 import torch
 
 from ihcore.musat.disentangled import DisentangledConfig
 from ihcore.musat.minimal_runs import (
-    BY_CONSTRUCTION, MODEL_LABELS, PREVIOUS_TOKEN, STRESS_VARIANTS, MinimalRunConfig, batch_configs, chapter_config, coefficient_configs,
-    final_coefficients, isotropic_configs, key_indices, off_subspace_share, other_indices, others_above,
-    others_first_passage, power_of_two_ns, reduced_configs, run, run_many, scaling_configs, stress_configs,
-    stress_lines, stress_summary, stress_table, three_large_ratio,
+    BY_CONSTRUCTION,
+    MODEL_LABELS,
+    PREVIOUS_TOKEN,
+    STRESS_VARIANTS,
+    MinimalRunConfig,
+    batch_configs,
+    chapter_config,
+    coefficient_configs,
+    final_coefficients,
+    isotropic_configs,
+    key_indices,
+    off_subspace_share,
+    other_indices,
+    others_above,
+    others_first_passage,
+    power_of_two_ns,
+    reduced_configs,
+    run,
+    run_many,
+    scaling_configs,
+    stress_configs,
+    stress_lines,
+    stress_summary,
+    stress_table,
+    three_large_ratio,
 )
 from ihcore.musat.reduced import CoefficientModel
 from ihcore.musat.tasks import ContinuousTask
@@ -106,6 +126,19 @@ def test_stress_summary_applies_the_survival_rules_and_tabulates_them():
     assert table[4] == "| swapped | 0.50, 0.25 | 0.95 [0.95, 0.95] | 10, never | never | 1/1 | **0/1** | **0/1** |"
 
 
+def test_stress_scaling_is_judged_against_the_baseline_of_the_same_seed_and_counted_over_seeds():
+    results = [
+        fake_run("base", 4, 1, 2, 10, 0.95, seed=0), fake_run("base", 8, 2, 4, 40, 0.95, seed=0),  # slope 2
+        fake_run("base", 4, 1, 2, 10, 0.95, seed=1), fake_run("base", 8, 2, 4, 20, 0.95, seed=1),  # slope 1
+        fake_run("v", 4, 1, 2, 10, 0.95, seed=0), fake_run("v", 8, 2, 4, 20, 0.85, seed=0),  # slope 1: off seed 0's 2
+        fake_run("v", 4, 1, 2, 10, 0.95, seed=1), fake_run("v", 8, 2, 4, 20, 0.95, seed=1),  # slope 1: seed 1's 1
+    ]
+    rows = [row for row in stress_summary(results) if row["variant"] == "v"]
+    assert [(row["seed"], row["N-scaling"], row["confinement"]) for row in rows] == [(0, False, False), (1, True, True)]
+    assert stress_lines(stress_summary(results))[1] == "v | share ≈ 0.9 | slope ≈ 1 | confinement 1/2, order 2/2, N-scaling 1/2"
+
+
+
 def test_a_variant_where_alpha3_cannot_emerge_is_marked_by_construction_not_failed():
     none, same = "no positional cue on labels", "label cue p_i (label position = item position)"
     assert none in BY_CONSTRUCTION and PREVIOUS_TOKEN[same] == "alpha2"
@@ -135,3 +168,43 @@ def test_without_label_positions_alpha3_never_enters_a_labels_scores():
     labels = slice(1, 2 * 4, 2)
     torch.testing.assert_close(scores[0][:, labels], scores[1][:, labels])  # label rows: alpha3 plays no part
     assert not torch.allclose(scores[0][:, 0::2].nan_to_num(0, 0, 0), scores[1][:, 0::2].nan_to_num(0, 0, 0))
+
+
+def test_an_ensemble_member_equals_the_single_run_of_its_seed_and_members_differ():
+    config = MinimalRunConfig(n_pairs=2, dim=6, tau_factor=2.0, n_evals=4, batch_size=8, init_scale=0.1)
+    ensemble = run_many([replace(config, seed=s) for s in (0, 1, 2)], progress=False)
+    alone = run(replace(config, seed=1), progress=False)
+    assert ensemble[1]["seed"] == 1
+    np.testing.assert_allclose(ensemble[1]["coefficients"], alone["coefficients"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ensemble[1]["loss"], alone["loss"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ensemble[0]["coefficients"], ensemble[1]["coefficients"])
+
+
+def test_run_many_keeps_the_order_of_configs_across_settings():
+    config = MinimalRunConfig(n_pairs=2, dim=6, tau_factor=1.0, n_evals=2, batch_size=8)
+    configs = [replace(config, seed=1), replace(config, batch_size=16, seed=1), replace(config, seed=2)]
+    results = run_many(configs, progress=False)
+    assert [(r["batch_size"], r["seed"]) for r in results] == [(8, 1), (16, 1), (8, 2)]
+
+
+def test_coefficient_models_on_orthonormal_data_do_not_depend_on_the_seed():
+    """Why the chapter trains the 19-coefficient and 3-parameter models at one seed only."""
+    for model in ("coefficients", "three"):
+        config = MinimalRunConfig(model=model, n_pairs=2, dim=6, data="orthonormal", tau_factor=2.0, n_evals=4)
+        first, other = run_many([config, replace(config, seed=7)], progress=False)
+        np.testing.assert_allclose(first["coefficients"], other["coefficients"], rtol=1e-4, atol=1e-6)
+    full = MinimalRunConfig(n_pairs=2, dim=6, data="orthonormal", tau_factor=2.0, n_evals=4)
+    first, other = run_many([full, replace(full, seed=7)], progress=False)
+    assert not np.allclose(first["coefficients"], other["coefficients"], rtol=1e-4, atol=1e-6)  # the full model does
+
+
+def test_readings_of_a_run_name_the_key_and_the_other_coefficients():
+    names = ("alpha1", "alpha3", "beta2", "beta5", "gamma3")
+    result = {"names": names, "tau": np.array([0.0, 1.0, 2.0]), "share_inside": np.array([np.nan, 0.9, 0.8]),
+              "coefficients": np.array([[0, 0, 0, 0, 0], [0.2, 1, 1, -0.6, 1], [0.05, 2, 4, -0.3, 1.0]])}
+    assert key_indices(result) == [1, 2, 4] and other_indices(result) == [0, 3]
+    assert final_coefficients(result)["beta2"] == 4
+    assert three_large_ratio(result) == pytest.approx(0.3)
+    assert others_above(result, 0.1) == {"beta5": -0.3}
+    assert others_first_passage(result, 0.5) == {"beta5": pytest.approx(5 / 6)}
+    assert off_subspace_share(result) == pytest.approx(0.2)

@@ -10,7 +10,13 @@ from ihcore.musat.disentangled import DisentangledConfig
 from ihcore.musat.minimal_runs import MinimalRunConfig, reference_configs, reference_dims, reference_etas, run
 from ihcore.musat.reduced import CoefficientModel
 from ihcore.musat.reduction_runs import (
-    ALL, COMBINATIONS, OTHER_COEFFICIENTS, ReductionRunConfig, diagnosis_configs, gap_closed, theorem2_configs,
+    ALL,
+    COMBINATIONS,
+    OTHER_COEFFICIENTS,
+    ReductionRunConfig,
+    diagnosis_configs,
+    gap_closed,
+    theorem2_configs,
 )
 from ihcore.musat.reduction_runs import run as reduction_run
 from ihcore.musat.subspace import block_basis
