@@ -414,7 +414,7 @@ def stress_table(rows: list[dict], ns: list[int]) -> str:
         finite = [v for v in values if np.isfinite(v)]
         if len(finite) < len(values):
             median = np.median([v if np.isfinite(v) else np.inf for v in values])  # a "never" counts as the latest
-            return "never" if not finite else f"{median:.0f} ({len(values) - len(finite)} never)"
+            return "never" if not finite else f"{median:.2f} ({len(values) - len(finite)} never)"
         return f"{np.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
 
     def times_text(values) -> str:
