@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ihcore.across import context_scaling, recipes, subcircuit_order
 from ihcore.book.sweeps import Sweep
-from ihcore.musat import flow_runs, minimal_runs
+from ihcore.musat import flow_runs, minimal_runs, reduction_runs
 from ihcore.singh import experiments as singh_experiments
 from ihcore.singh import subcircuits, toy_model
 from ihcore.wang import full_transformer, six_parameter
@@ -45,14 +45,32 @@ register(Sweep(
 ))
 register(Sweep(
     "musat-stress", "musat", "minimal-model stress tests: each reviewer's variant at N = stress_n_max/2 and "
-    "stress_n_max, n_seeds seeds",
-    minimal_runs.stress_configs, minimal_runs.run, key_fields=("variant", "n_pairs", "seed"),
-    run_many=minimal_runs.run_many,
+    "stress_n_max, n_seeds seeds (shipped; without final weights)",
+    minimal_runs.stress_configs, minimal_runs.run_trajectory, key_fields=("variant", "n_pairs", "seed"),
+    run_many=minimal_runs.run_many_trajectories,
 ))
 register(Sweep(
     "musat-scaling", "musat", "full minimal model on orthonormal data at N = 2, 4, ..., n_max_full and n_pairs, "
     "n_seeds seeds (the slope of T_alpha3)",
     minimal_runs.scaling_configs, minimal_runs.run, key_fields=("n_pairs", "seed"), run_many=minimal_runs.run_many,
+))
+register(Sweep(
+    "musat-reference", "musat", "the gradient-flow reference: full model at N = n_pairs, D = ref_dim, eta halved "
+    "ref_halvings times, orthonormal and isotropic data; a D sweep and the seed spread at the finest eta (shipped)",
+    minimal_runs.reference_configs, minimal_runs.run_trajectory, key_fields=("data", "dim", "eta", "seed"),
+    run_many=minimal_runs.run_many_trajectories, chunk=1,
+))
+register(Sweep(
+    "musat-diagnosis", "musat", "the 3-parameter model with each other coefficient freed, then the top ones together, "
+    "and the 19-coefficient model; M = J and the shift-type M (deterministic; shipped)",
+    reduction_runs.diagnosis_configs, reduction_runs.run, key_fields=("label_map", "freed"),
+    run_many=reduction_runs.run_many, chunk=1,
+))
+register(Sweep(
+    "musat-theorem2", "musat", "the 19-coefficient model at N = 2, 4, ..., theorem2_n_max, eta 1 and 1/2 "
+    "(Theorem 2 in a trained model; deterministic; shipped)",
+    reduction_runs.theorem2_configs, reduction_runs.run, key_fields=("eta", "n_pairs"),
+    run_many=reduction_runs.run_many, chunk=1,
 ))
 register(Sweep(
     "musat-flow", "musat", "closed-form gradient flow of the 3-parameter model at N = 2, 4, ..., n_max_reduced",

@@ -137,6 +137,20 @@ def run_many(configs: Sequence[MinimalRunConfig], *, device: str | torch.device 
     return run_in_groups(configs, run_group)
 
 
+def run_many_trajectories(configs: Sequence[MinimalRunConfig], *, device: str | torch.device | None = None,
+                          progress: bool | None = None) -> list[dict]:
+    """:func:`run_many` without the final ``weights``: what the shipped sweeps keep (a D = 64 run's weights
+    alone are 3 MB of JSON)."""
+    return [{k: v for k, v in result.items() if k != "weights"}
+            for result in run_many(configs, device=device, progress=progress)]
+
+
+def run_trajectory(config: MinimalRunConfig, *, device: str | torch.device | None = None,
+                   progress: bool | None = None) -> dict:
+    """:func:`run` without the final ``weights`` (the one-config case of :func:`run_many_trajectories`)."""
+    return run_many_trajectories([config], device=device, progress=progress)[0]
+
+
 def _member(c: MinimalRunConfig, device) -> tuple[Member, float]:
     """The ensemble member of config ``c`` (model built on the CPU from its seed, then moved) and its learning rate."""
     task = ContinuousTask(c.n_pairs, c.dim, c.data, c.query, c.label_cue)
@@ -275,17 +289,60 @@ def scaling_configs(p) -> list[MinimalRunConfig]:
     return with_seeds([chapter_config(p, n_pairs=n, data="orthonormal") for n in scaling_ns(p)], p)
 
 
+def reference_etas(p) -> list[float]:
+    """Step sizes of the gradient-flow reference: eta = 1, 1/2, ..., 2^-ref_halvings (each half the last)."""
+    return [2.0**-k for k in range(p.ref_halvings + 1)]
+
+
+def reference_dims(p) -> list[int]:
+    """D of the reference's D sweep: ``dim``, ``ref_dim / 2`` and ``ref_dim`` (the reconstruction's D = 64), those
+    that are even and at least 2N + 2 (orthonormal data)."""
+    return sorted({d for d in (p.dim, p.ref_dim // 2, p.ref_dim) if d % 2 == 0 and d >= 2 * p.n_pairs + 2})
+
+
+def reference_configs(p) -> list[MinimalRunConfig]:
+    """The gradient-flow reference (the sweep ``musat-reference``, shipped): the full model at N = n_pairs from
+    zero, batch ``ref_batch_size``, runs of ``tau = ref_tau_factor * N^2``, on orthonormal and on isotropic data.
+
+    * the step-size table: D = ``ref_dim``, eta of :func:`reference_etas` (halved until the emergence times
+      stop changing), at the chapter's seed;
+    * the D sweep: the finest eta at every D of :func:`reference_dims` (the table's run at ``ref_dim``);
+    * the seed spread at the finest eta: D = ``dim`` at every seed.
+
+    As eta -> 0 at fixed tau the SGD noise (variance ~ eta / B per unit tau) and the step's discretisation
+    error both vanish, so the finest runs approximate gradient flow on the population loss.
+    """
+    etas, finest = reference_etas(p), reference_etas(p)[-1]
+    base = chapter_config(p, batch_size=p.ref_batch_size, tau_factor=p.ref_tau_factor)
+    configs = []
+    for data in ("orthonormal", "isotropic"):
+        configs += [replace(base, data=data, dim=p.ref_dim, eta=eta) for eta in etas]
+        configs += [replace(base, data=data, dim=d, eta=finest) for d in reference_dims(p) if d != p.ref_dim]
+        configs += with_seeds([replace(base, data=data, dim=p.dim, eta=finest)], p)[1:]
+    return configs
+
+
 # The ICLR 2026 reviewers' doubts (beyond the paper), as changes of the baseline run.
 STRESS_VARIANTS = {
     "baseline (zero init, concatenated)": {},
     "small random init (scale 0.1)": {"init_scale": 0.1},
     "default-scale random init (scale 1)": {"init_scale": 1.0},
+    "large random init (scale 3)": {"init_scale": 3.0},
     "additive residual (eta 0.5)": {"residual": "additive", "eta": 0.5},
     "attention to the current position": {"attend_to_self": True},
     "random query position": {"query": "random"},
+    "label cue p_i (label position = item position)": {"label_cue": "same"},
     "no positional cue on labels": {"label_cue": "none"},
     "SGD noise (batch 16, eta 0.25)": {"batch_size": 16, "eta": 0.25},
 }
+# Variants in which alpha3 cannot emerge whatever the training, and why (the rules that need alpha3 do not apply).
+BY_CONSTRUCTION = {
+    "no positional cue on labels": "a label's position is 0, so alpha3 (the M block between positions) never enters "
+    "a label's scores: no label can find its item by position, and alpha3 cannot become a previous-token coefficient",
+}
+# Variants whose previous-token coefficient is another one: with label position p_i, a label finds its item through
+# p_i^T I p_i = 1 (alpha2's identity block), while alpha3's gives p_i^T J p_i = 0. Their rules read that coefficient.
+PREVIOUS_TOKEN = {"label cue p_i (label position = item position)": "alpha2"}
 SURVIVAL_RULES = {
     "confinement": "in-subspace share of W - W_0 at the end >= 0.9 at the largest N",
     "order": "T_gamma3 < T_beta2 < T_alpha3 (threshold 0.5) at every N",
@@ -305,21 +362,36 @@ def stress_configs(p) -> list[MinimalRunConfig]:
                        for variant, changes in STRESS_VARIANTS.items() for n in stress_ns(p)], p)
 
 
+def previous_token_times(result: dict, variant: str) -> dict[str, float]:
+    """``T_<name>@<c>`` of ``result`` with alpha3's times taken from the variant's previous-token coefficient
+    (:data:`PREVIOUS_TOKEN`; alpha3 itself for every other variant)."""
+    name = PREVIOUS_TOKEN.get(variant)
+    times = {k: v for k, v in result.items() if k.startswith("T_")}
+    if name is not None:
+        column = result["coefficients"][:, list(result["names"]).index(name)]
+        times.update(emergence_times(result["tau"], column[:, None], names=("alpha3",)))
+    return times
+
+
 def stress_summary(results: list[dict]) -> list[dict]:
-    """One row per (variant, seed): final share, emergence order, slope of T_alpha3 and the verdicts
-    of :data:`SURVIVAL_RULES` (bools); the first variant is the baseline, and a variant's N-scaling
-    is judged against the baseline's slope at the same seed."""
+    """One row per (variant, seed): initial and final loss, final share, emergence order, slope of T_alpha3 (of the
+    previous-token coefficient, :func:`previous_token_times`) and the verdicts of :data:`SURVIVAL_RULES` (bools);
+    the first variant is the baseline, and a variant's N-scaling is judged against the baseline's slope at the same
+    seed. ``by_construction`` holds the reason alpha3 cannot emerge (:data:`BY_CONSTRUCTION`), or ""."""
     rows, baseline_slope = [], {}
     for variant in dict.fromkeys(r["variant"] for r in results):
         for seed, own in by_seed([r for r in results if r["variant"] == variant]).items():
             runs = sorted(own, key=lambda r: r["n_pairs"])
+            timed = [previous_token_times(r, variant) for r in runs]
             share = float(runs[-1]["share_inside"][-1])
-            ordered = all(in_order(r, 0.5) for r in runs)
-            times = [r["T_alpha3@0.5"] for r in runs]
+            ordered = all(in_order(t, 0.5) for t in timed)
+            times = [t["T_alpha3@0.5"] for t in timed]
             slope = loglog_slope([r["n_pairs"] for r in runs], times) if np.all(np.isfinite(times)) else float("nan")
             baseline_slope.setdefault(seed, slope)
             rows.append({
                 "variant": variant, "seed": seed, "share_inside": share, "T_alpha3": times, "slope": slope,
+                "initial_loss": float(runs[-1]["loss"][0]), "final_loss": float(runs[-1]["loss"][-1]),
+                "previous_token": PREVIOUS_TOKEN.get(variant, "alpha3"), "by_construction": BY_CONSTRUCTION.get(variant, ""),
                 "confinement": share >= 0.9, "order": ordered,
                 "N-scaling": bool(abs(slope - baseline_slope[seed]) <= 0.4),
             })
@@ -336,11 +408,13 @@ def stress_variants(rows: list[dict]) -> dict[str, list[dict]]:
 
 def stress_table(rows: list[dict], ns: list[int]) -> str:
     """The rows of :func:`stress_summary` as a Markdown table, one line per variant: medians over seeds
-    [range], and for each rule the seeds that pass it (fewer than all in bold)."""
+    [range], and for each rule the seeds that pass it (fewer than all in bold; "by construction" where alpha3
+    cannot emerge in the variant, for the rules that need it)."""
     def median_text(values) -> str:
         finite = [v for v in values if np.isfinite(v)]
         if len(finite) < len(values):
-            return "never" if not finite else f"{np.median(values):.0f} ({len(values) - len(finite)} never)"
+            median = np.median([v if np.isfinite(v) else np.inf for v in values])  # a "never" counts as the latest
+            return "never" if not finite else f"{median:.2f} ({len(values) - len(finite)} never)"
         return f"{np.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
 
     def times_text(values) -> str:
@@ -348,16 +422,26 @@ def stress_table(rows: list[dict], ns: list[int]) -> str:
         return "never" if not finite else f"{np.median(finite):.0f}" + (
             f" ({len(values) - len(finite)} never)" if len(finite) < len(values) else "")
 
-    header = ["variant", "in-subspace share", "T_alpha3 at N = " + ", ".join(map(str, ns)), "slope",
-              *SURVIVAL_RULES]
+    header = ["variant", f"loss at init, at the end (N = {ns[-1]})", "in-subspace share",
+              "T_prev at N = " + ", ".join(map(str, ns)), "slope", *SURVIVAL_RULES]
     lines = []
     for variant, own in stress_variants(rows).items():
-        passes = [sum(row[rule] for row in own) for rule in SURVIVAL_RULES]
+        impossible = own[0]["by_construction"]
+        passes = []
+        for rule in SURVIVAL_RULES:
+            k = sum(row[rule] for row in own)
+            if impossible and rule != "confinement":
+                passes.append("by construction")
+            else:
+                passes.append(f"{k}/{len(own)}" if k == len(own) else f"**{k}/{len(own)}**")
+        previous = own[0]["previous_token"]
         lines.append([
-            variant, median_text([row["share_inside"] for row in own]),
+            variant + ("" if previous == "alpha3" else f" (T_prev: {previous})"),
+            f"{np.median([row['initial_loss'] for row in own]):.2f}, {np.median([row['final_loss'] for row in own]):.2f}",
+            median_text([row["share_inside"] for row in own]),
             ", ".join(times_text([row["T_alpha3"][k] for row in own]) for k in range(len(ns))),
-            median_text([row["slope"] for row in own]),
-            *(f"{k}/{len(own)}" if k == len(own) else f"**{k}/{len(own)}**" for k in passes),
+            "impossible" if impossible else median_text([row["slope"] for row in own]),
+            *passes,
         ])
     return markdown_table(header, lines)
 
@@ -370,6 +454,10 @@ def stress_lines(rows: list[dict]) -> list[str]:
         slopes = [row["slope"] for row in own]
         never = sum(np.isnan(s) for s in slopes)
         slope = estimate(slopes) if not never else f"none ({never} of {len(own)} seeds never reach 0.5)"
-        passes = ", ".join(f"{rule} {sum(row[rule] for row in own)}/{len(own)}" for rule in SURVIVAL_RULES)
+        passes = ", ".join(f"{rule} {sum(row[rule] for row in own)}/{len(own)}"
+                           if not own[0]["by_construction"] or rule == "confinement" else f"{rule} by construction"
+                           for rule in SURVIVAL_RULES)
+        if own[0]["by_construction"]:
+            slope = "none: alpha3 cannot emerge by construction"
         lines.append(f"{variant} | share ≈ {estimate([row['share_inside'] for row in own])} | slope ≈ {slope} | {passes}")
     return lines

@@ -42,9 +42,10 @@ from ihcore.spine import devices
 class CoefficientModel(DisentangledBase):
     """Minimal model with weights ``sum_k c_k E_k``; only the coefficients in ``trained`` are parameters."""
 
-    def __init__(self, config: DisentangledConfig, trained: tuple[str, ...] | None = None) -> None:
+    def __init__(self, config: DisentangledConfig, trained: tuple[str, ...] | None = None,
+                 label_map: str = "rotation") -> None:
         super().__init__(config)
-        self.basis: BlockBasis = block_basis(config.dim, config.residual)
+        self.basis: BlockBasis = block_basis(config.dim, config.residual, label_map)
         self.trained = tuple(self.basis.names if trained is None else trained)
         self.coefficients = nn.Parameter(torch.zeros(len(self.trained)))
         self.register_buffer("placement", torch.tensor([self.basis.index(n) for n in self.trained]), persistent=False)

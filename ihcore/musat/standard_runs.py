@@ -105,7 +105,29 @@ def run_many(configs: Sequence[StandardRunConfig], *, device: str | torch.device
     return run_in_groups(configs, run_group)
 
 
+def label_row_contrast(matrix) -> float:
+    """:func:`stripe_contrast` of key = query - 1 on the label rows alone (odd 0-based query positions: the labels,
+    the only tokens whose previous token the circuit needs); "elsewhere" is the rest of those rows' causal part."""
+    matrix = torch.as_tensor(matrix).detach()
+    n = matrix.shape[0]
+    rows = torch.arange(1, n, 2)
+    stripe = matrix[rows, rows - 1]
+    rest = torch.cat([matrix[r, [m for m in range(r + 1) if m != r - 1]] for r in rows.tolist()])
+    return float((stripe.mean() - rest.mean()) / rest.std())
+
+
+def mean_pattern(model, task: TokenTask, seed: int, batch_size: int = 256) -> np.ndarray:
+    """(T, T) layer-0 attention pattern (head 0) averaged over ``batch_size`` sequences drawn from ``seed``:
+    the attention the weights produce, token and position terms together."""
+    batch = task.sample(batch_size, "train", torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(batch.tokens.to(next(model.parameters()).device), names=["layer0.attn.pattern"])
+    pattern = cache["layer0.attn.pattern"]  # (B, H, T, T)
+    return pattern[:, 0].mean(0).cpu().numpy()
+
+
 def _result(config: StandardRunConfig, model, history) -> dict:
+    pattern = mean_pattern(model, TokenTask(config.n_pairs, config.n_tokens), Seeds.from_base(config.seed).eval)
     products = {
         "previous position": position_qk(model).detach(),
         "control": token_qk(model).detach(),
@@ -120,6 +142,9 @@ def _result(config: StandardRunConfig, model, history) -> dict:
         **emergence_times(steps, np.stack([normalised[name] for name in READOUT_NAMES], axis=1), names=READOUT_NAMES),
         "products": {name: matrix.numpy() for name, matrix in products.items()},
         "contrasts": {name: stripe_contrast(products[name], offset) for name, offset in PRODUCT_OFFSETS.items()},
+        "pattern": pattern,
+        "label_row_contrasts": {"previous position": label_row_contrast(products["previous position"]),
+                                "attention pattern": label_row_contrast(pattern)},
     }
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ihcore.musat.tasks import rotation_matrix
+from ihcore.musat.tasks import label_map_matrix
 
 KEY_COEFFICIENTS = ("alpha3", "beta2", "gamma3")
 # name: (matrix 0..2, query-side block, key-side block, "I" or "M")
@@ -92,12 +92,13 @@ class BlockBasis:
         return shares
 
 
-def block_basis(dim: int, residual: str = "concat") -> BlockBasis:
-    """The block basis of the minimal model with content/position size ``dim`` (even)."""
+def block_basis(dim: int, residual: str = "concat", label_map: str = "rotation") -> BlockBasis:
+    """The block basis of the minimal model with content/position size ``dim`` (even); the position
+    blocks' M is ``label_map``'s (:func:`ihcore.musat.tasks.label_map_matrix`: J, or the shift)."""
     coefficients = CONCAT_COEFFICIENTS if residual == "concat" else ADDITIVE_COEFFICIENTS
     blocks = CONCAT_BLOCKS if residual == "concat" else ADDITIVE_BLOCKS
     widths = (2, 4, 8) if residual == "concat" else (2, 2, 2)
-    M = rotation_matrix(dim)
+    M = label_map_matrix(dim, label_map)
     stacks: list[list[torch.Tensor]] = [[], [], []]
     for matrix, row_block, col_block, kind in coefficients.values():
         E = torch.zeros(dim if matrix == 2 else widths[matrix] * dim, widths[matrix] * dim)

@@ -12,7 +12,11 @@ sequence is 2N + 1 tokens ``item_1 label_1 ... item_N label_N query`` of size 2D
   ``data="orthonormal"``: the 2N contents are orthonormal, and so are
   ``{p_i, M p_i, p_Q}`` (Theorem 2; needs D >= 2N + 2);
 * ``label_cue="rotated"`` (``M p_i``, the reviewers' "built-in rotational clue"), ``"same"``
-  (``p_i``) or ``"none"`` (zero position): the last two are stress tests beyond the paper.
+  (``p_i``) or ``"none"`` (zero position): the last two are stress tests beyond the paper;
+* ``label_map="shift"`` replaces M = J by a one-step position shift (a follow-up by overlapping
+  authors reportedly uses one; unverified): every token n has the fixed position ``e_n``
+  (the n-th basis vector of R^D, not fresh per sequence) and M is the cyclic shift
+  ``M e_n = e_(n+1)``, so that a label's position is M times its item's (needs D >= 2N + 1).
 
 The loss is ``1/2 E ||y_hat - y_q||^2`` (summed over D, averaged over the batch), 1/2 at
 ``y_hat = 0``.
@@ -40,6 +44,7 @@ from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 DATA_MODES = ("isotropic", "orthonormal")
 QUERY_MODES = ("last", "random")
 LABEL_CUES = ("rotated", "same", "none")
+LABEL_MAPS = ("rotation", "shift")  # M = J with fresh positions, or a one-step shift of fixed positions
 
 
 def rotate(vectors: torch.Tensor) -> torch.Tensor:
@@ -51,6 +56,16 @@ def rotate(vectors: torch.Tensor) -> torch.Tensor:
 def rotation_matrix(dim: int) -> torch.Tensor:
     """(D, D) matrix of M = J, so that ``rotate(v) == v @ M.T``."""
     return rotate(torch.eye(dim)).T
+
+
+def shift_matrix(dim: int) -> torch.Tensor:
+    """(D, D) cyclic shift ``M e_n = e_(n+1)`` (indices mod D): the shift-type M."""
+    return torch.roll(torch.eye(dim), 1, dims=0)
+
+
+def label_map_matrix(dim: int, label_map: str = "rotation") -> torch.Tensor:
+    """The (D, D) matrix M of ``label_map`` (:data:`LABEL_MAPS`)."""
+    return rotation_matrix(dim) if label_map == "rotation" else shift_matrix(dim)
 
 
 @dataclass(frozen=True)
@@ -75,9 +90,10 @@ class ContinuousTask:
     data: str = "isotropic"  # or "orthonormal"
     query: str = "last"  # or "random"
     label_cue: str = "rotated"  # or "same", "none"
+    label_map: str = "rotation"  # or "shift"
 
     def __post_init__(self) -> None:
-        smallest_dim = 2 * self.n_pairs + 2 if self.data == "orthonormal" else 2
+        smallest_dim = 2 * self.n_pairs + 2 if self.data == "orthonormal" or self.label_map == "shift" else 2
         refuse_invalid(self, {
             "n_pairs": (self.n_pairs >= 1, "an integer >= 1"),
             "dim": (self.dim >= smallest_dim and self.dim % 2 == 0,
@@ -85,6 +101,8 @@ class ContinuousTask:
             "data": (self.data in DATA_MODES, f"one of {DATA_MODES}"),
             "query": (self.query in QUERY_MODES, f"one of {QUERY_MODES}"),
             "label_cue": (self.label_cue in LABEL_CUES, f"one of {LABEL_CUES}"),
+            "label_map": (self.label_map in LABEL_MAPS and (self.label_map == "rotation" or self.label_cue == "rotated"),
+                          f"one of {LABEL_MAPS} (the shift only with label_cue 'rotated')"),
         })
 
     @property
@@ -116,6 +134,8 @@ class ContinuousTask:
         tokens[:, 0:-1:2] = torch.cat([items, item_positions], dim=-1)
         tokens[:, 1::2] = torch.cat([labels, label_positions], dim=-1)
         tokens[:, -1] = torch.cat([items[rows, query_index], query_position], dim=-1)
+        if self.label_map == "shift":  # fixed positions e_1 .. e_(2N+1): label 2i is M = shift of item 2i - 1
+            tokens[:, :, D:] = torch.eye(D)[: 2 * N + 1]
         return ContinuousBatch(tokens=tokens, target=labels[rows, query_index], query_index=query_index)
 
     def loss(self, prediction: torch.Tensor, batch: ContinuousBatch) -> torch.Tensor:

@@ -6,13 +6,38 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
+from ihcore.musat.disentangled import DisentangledConfig
 from ihcore.musat.minimal_runs import (
-    MODEL_LABELS, STRESS_VARIANTS, MinimalRunConfig, batch_configs, chapter_config, coefficient_configs,
-    final_coefficients, isotropic_configs, key_indices, off_subspace_share, other_indices, others_above,
-    others_first_passage, power_of_two_ns, reduced_configs, run, run_many, scaling_configs, stress_configs,
-    stress_lines, stress_summary, stress_table, three_large_ratio,
+    BY_CONSTRUCTION,
+    MODEL_LABELS,
+    PREVIOUS_TOKEN,
+    STRESS_VARIANTS,
+    MinimalRunConfig,
+    batch_configs,
+    chapter_config,
+    coefficient_configs,
+    final_coefficients,
+    isotropic_configs,
+    key_indices,
+    off_subspace_share,
+    other_indices,
+    others_above,
+    others_first_passage,
+    power_of_two_ns,
+    reduced_configs,
+    run,
+    run_many,
+    scaling_configs,
+    stress_configs,
+    stress_lines,
+    stress_summary,
+    stress_table,
+    three_large_ratio,
 )
+from ihcore.musat.reduced import CoefficientModel
+from ihcore.musat.tasks import ContinuousTask
 from ihcore.spine.validation import ParameterError
 
 CHAPTER = SimpleNamespace(n_pairs=4, dim=10, eta=1.0, batch_size=8, tau_factor=2.0, seed=3, n_seeds=2, n_max_full=4,
@@ -79,7 +104,7 @@ def test_stress_configs_cover_every_variant_at_every_n_and_seed_and_a_variant_be
 
 def fake_run(variant, n, t_gamma, t_beta, t_alpha, share, seed=0):
     return {"variant": variant, "n_pairs": n, "seed": seed, "T_gamma3@0.5": t_gamma, "T_beta2@0.5": t_beta,
-            "T_alpha3@0.5": t_alpha, "share_inside": np.array([np.nan, share])}
+            "T_alpha3@0.5": t_alpha, "share_inside": np.array([np.nan, share]), "loss": np.array([0.5, 0.25])}
 
 
 def test_stress_summary_applies_the_survival_rules_and_tabulates_them():
@@ -95,9 +120,10 @@ def test_stress_summary_applies_the_survival_rules_and_tabulates_them():
     assert (rows["linear"]["confinement"], rows["linear"]["order"], rows["linear"]["N-scaling"]) == (False, True, False)
     assert (rows["swapped"]["order"], rows["swapped"]["N-scaling"]) == (False, False)
     table = stress_table(summary, [4, 8]).splitlines()
-    assert table[0] == "| variant | in-subspace share | T_alpha3 at N = 4, 8 | slope | confinement | order | N-scaling |"
-    assert table[2] == "| base | 0.95 [0.95, 0.95] | 10, 40 | 2.00 [2.00, 2.00] | 1/1 | 1/1 | 1/1 |"
-    assert table[4] == "| swapped | 0.95 [0.95, 0.95] | 10, never | never | 1/1 | **0/1** | **0/1** |"
+    assert table[0] == ("| variant | loss at init, at the end (N = 8) | in-subspace share | T_prev at N = 4, 8 | slope "
+                        "| confinement | order | N-scaling |")
+    assert table[2] == "| base | 0.50, 0.25 | 0.95 [0.95, 0.95] | 10, 40 | 2.00 [2.00, 2.00] | 1/1 | 1/1 | 1/1 |"
+    assert table[4] == "| swapped | 0.50, 0.25 | 0.95 [0.95, 0.95] | 10, never | never | 1/1 | **0/1** | **0/1** |"
 
 
 def test_stress_scaling_is_judged_against_the_baseline_of_the_same_seed_and_counted_over_seeds():
@@ -110,6 +136,38 @@ def test_stress_scaling_is_judged_against_the_baseline_of_the_same_seed_and_coun
     rows = [row for row in stress_summary(results) if row["variant"] == "v"]
     assert [(row["seed"], row["N-scaling"], row["confinement"]) for row in rows] == [(0, False, False), (1, True, True)]
     assert stress_lines(stress_summary(results))[1] == "v | share ≈ 0.9 | slope ≈ 1 | confinement 1/2, order 2/2, N-scaling 1/2"
+
+
+
+def test_a_variant_where_alpha3_cannot_emerge_is_marked_by_construction_not_failed():
+    none, same = "no positional cue on labels", "label cue p_i (label position = item position)"
+    assert none in BY_CONSTRUCTION and PREVIOUS_TOKEN[same] == "alpha2"
+    results = [fake_run("base", 4, 1, 2, 10, 0.95), fake_run("base", 8, 2, 4, 40, 0.95),
+               fake_run(none, 4, 1, 2, math.nan, 0.95), fake_run(none, 8, 2, 4, math.nan, 0.95)]
+    for r in results:  # the p_i variant's times come from alpha2's trajectory
+        r.update(names=["alpha2", "alpha3"], tau=np.array([0.0, 100.0]), coefficients=np.array([[0.0, 0], [1.0, 0]]))
+    results += [dict(r, variant=same) for r in results[:2]]
+    summary = stress_summary(results)
+    table = stress_table(summary, [4, 8]).splitlines()
+    assert table[3].endswith("| never, never | impossible | 1/1 | by construction | by construction |")
+    assert "(T_prev: alpha2) | 0.50, 0.25 | 0.95 [0.95, 0.95] | 50, 50 |" in table[4]
+    assert "alpha3 cannot emerge by construction" in stress_lines(summary)[1]
+
+
+def test_without_label_positions_alpha3_never_enters_a_labels_scores():
+    task = ContinuousTask(4, 10, label_cue="none")
+    model = CoefficientModel(DisentangledConfig(10))
+    batch = task.sample(8, "train", torch.Generator().manual_seed(1))
+    scores = []
+    for alpha3 in (0.0, 5.0):
+        with torch.no_grad():
+            model.coefficients.copy_(torch.randn(19, generator=torch.Generator().manual_seed(0)))
+            model.coefficients[model.basis.index("alpha3")] = alpha3
+            _, cache = model.run_with_cache(batch.tokens, names=["layer0.attn.scores"])
+        scores.append(cache["layer0.attn.scores"])
+    labels = slice(1, 2 * 4, 2)
+    torch.testing.assert_close(scores[0][:, labels], scores[1][:, labels])  # label rows: alpha3 plays no part
+    assert not torch.allclose(scores[0][:, 0::2].nan_to_num(0, 0, 0), scores[1][:, 0::2].nan_to_num(0, 0, 0))
 
 
 def test_an_ensemble_member_equals_the_single_run_of_its_seed_and_members_differ():

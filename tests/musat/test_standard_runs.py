@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from ihcore.musat.standard_runs import PRODUCT_OFFSETS, StandardRunConfig, chapter_config, order_count, run
 from ihcore.spine.circuit_weights import READOUT_NAMES
@@ -62,3 +63,15 @@ def test_chapter_configs_are_the_chapter_run_at_every_seed():
     p = SimpleNamespace(std_n_pairs=3, std_n_tokens=12, std_d_model=16, std_steps=30, std_lr=1e-2, std_batch_size=8,
                         seed=5, n_seeds=3)
     assert [c.seed for c in chapter_configs(p)] == [5, 6, 7] and chapter_configs(p)[0] == chapter_config(p)
+
+
+def test_the_label_row_contrast_reads_the_stripe_only_where_labels_look_back():
+    from ihcore.musat.standard_runs import label_row_contrast
+
+    n = 9
+    labels_look_back, items_look_back = torch.zeros(n, n), torch.zeros(n, n)
+    for row in range(1, n):
+        (labels_look_back if row % 2 == 1 else items_look_back)[row, row - 1] = 1.0
+    noise = 0.01 * torch.randn(n, n, generator=torch.Generator().manual_seed(0))
+    assert label_row_contrast(labels_look_back + noise) > 10
+    assert abs(label_row_contrast(items_look_back + noise)) < 3
