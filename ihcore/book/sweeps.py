@@ -369,10 +369,15 @@ def ship(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None
     return target
 
 
+class ShippedMismatch(ValueError):
+    """:func:`load_shipped`: the shipped file was made at other parameters, or holds other configurations."""
+
+
 def load_shipped(name: str, p: SimpleNamespace | None = None, shipped_dir: Path | str | None = None) -> dict:
     """The shipped results of sweep ``name``, decoded (``runs`` as in :func:`load_merged`, plus
     ``provenance``). With ``p`` (validated chapter parameters), check first that they were
-    made at ``p`` and are exactly the sweep's configurations there: ValueError otherwise."""
+    made at ``p`` and are exactly the sweep's configurations there: :class:`ShippedMismatch`
+    otherwise (FileNotFoundError when nothing is shipped)."""
     path = Path(shipped_dir or SHIPPED_DIR) / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"no shipped results for sweep {name!r} ({path}); "
@@ -386,11 +391,33 @@ def load_shipped(name: str, p: SimpleNamespace | None = None, shipped_dir: Path 
         if canonical(stored["parameters"]) != canonical(wanted):
             changed = sorted(k for k in set(wanted) | set(stored["parameters"])
                              if stored["parameters"].get(k) != wanted.get(k))
-            raise ValueError(f"{path} was made at other parameters than asked for (differ: {', '.join(changed)})")
+            raise ShippedMismatch(f"{path} was made at other parameters than asked for (differ: {', '.join(changed)})")
         configs = [canonical(c) for c in sweep.configs(p, decode(stored["prepared"]))]
         if configs != [canonical(run["config"]) for run in stored["runs"]]:
-            raise ValueError(f"{path} holds other configurations than sweep {name!r} builds at these parameters")
+            raise ShippedMismatch(f"{path} holds other configurations than sweep {name!r} builds at these parameters")
     return decode(stored)
+
+
+def shipped_or_run(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str = "", progress: bool | None = None,
+                   compute: bool = True) -> tuple[list[dict] | None, dict | None]:
+    """``(results, provenance)`` of ``sweep`` at ``p``, in configuration order: the shipped results
+    and their provenance when ``data/shipped/`` holds them at ``p`` (checked by :func:`load_shipped`);
+    else :func:`run_or_load`'s, with provenance None, or ``(None, None)`` when ``compute`` is False.
+    A chapter's way to read its heavy sweeps, so that it still runs at any parameters."""
+    try:
+        shipped = load_shipped(sweep.name, p)
+    except (FileNotFoundError, ShippedMismatch):
+        return (run_or_load(sweep, p, results_dir, progress) if compute else None), None
+    return [run["result"] for run in shipped["runs"]], shipped["provenance"]
+
+
+def source_text(name: str, results: list[dict] | None, provenance: dict | None) -> str:
+    """Where :func:`shipped_or_run`'s results of sweep ``name`` come from, in one line of Markdown."""
+    if provenance is None:
+        return f"`{name}`: " + ("computed here" if results is not None else "not run")
+    commands = "` then `".join(command.split("  (")[0] for command in provenance["commands"])
+    return (f"`{name}`: shipped, {provenance['runs']} runs ({provenance['wall_s'] / 60:.0f} min on "
+            f"{', '.join(provenance['cpus'])}, torch {provenance['torch']}); regenerate with `{commands}`")
 
 
 def load_merged(path: Path | str) -> dict:

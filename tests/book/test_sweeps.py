@@ -410,10 +410,19 @@ def test_a_shipped_sweep_records_its_provenance_and_is_checked_against_the_sweep
     provenance = shipped["provenance"]
     assert provenance["commands"][1] == "python -m ihcore ship test-counting -p seed 3"
     assert provenance["cpus"] == [sweeps.cpu_model()] and provenance["runs"] == 7 and provenance["wall_s"] >= 0
-    with pytest.raises(ValueError, match="other parameters .*seed"):
+    with pytest.raises(sweeps.ShippedMismatch, match="other parameters .*seed"):
         sweeps.load_shipped("test-counting", sweep.parameters({"seed": 4}))
+    calls = len(counting_registered)
+    results, provenance = sweeps.shipped_or_run(sweep, p)
+    assert len(counting_registered) == calls and provenance == shipped["provenance"]
+    assert [r["i"] for r in results] == list(range(7))
+    assert "shipped, 7 runs" in sweeps.source_text("test-counting", results, provenance)
+    assert sweeps.shipped_or_run(sweep, sweep.parameters({"seed": 4}), compute=False) == (None, None)
+    results, provenance = sweeps.shipped_or_run(sweep, sweep.parameters({"seed": 4}))
+    assert len(counting_registered) == calls + 7 and provenance is None and len(results) == 7
+    assert sweeps.source_text("test-counting", results, None) == "`test-counting`: computed here"
     monkeypatch.setitem(sweep_registry.SWEEPS, "test-counting", counting_sweep([], n_runs=6))
-    with pytest.raises(ValueError, match="other configurations"):
+    with pytest.raises(sweeps.ShippedMismatch, match="other configurations"):
         sweeps.load_shipped("test-counting", p)
     with pytest.raises(FileNotFoundError, match="python -m ihcore ship no-such"):
         sweeps.load_shipped("no-such")
