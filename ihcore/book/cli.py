@@ -1,6 +1,6 @@
 """Command line: ``python -m ihcore list | run CHAPTER [-p NAME VALUE]... [--in-place] | build |
 sweeps | sweep NAME [-p NAME VALUE]... [--shard i/n] [--results DIR] [--device D] |
-merge NAME [-p NAME VALUE]... [--results DIR] [--shards n]``."""
+merge NAME | ship NAME [-p NAME VALUE]... [--results DIR] [--shards n]``."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def list_sweeps() -> None:
 
 
 def sweep_command(args, overrides: dict[str, str]) -> int:
-    """``sweep`` and ``merge``: check every input (exit 2) before any run."""
+    """``sweep``, ``merge`` and ``ship``: check every input (exit 2) before any run."""
     from ihcore.book import sweep_registry, sweeps
     from ihcore.spine import devices
 
@@ -77,9 +77,10 @@ def sweep_command(args, overrides: dict[str, str]) -> int:
     except ParameterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.command == "merge":
+    if args.command in ("merge", "ship"):
+        write, done = (sweeps.merge, "merged") if args.command == "merge" else (sweeps.ship, "shipped")
         try:
-            print(f"merged: {sweeps.merge(sweep, p, args.results, args.shards)}")
+            print(f"{done}: {write(sweep, p, args.results, args.shards)}")
         except sweeps.MissingResults as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--cell-timeout", type=int, default=900)
     commands.add_parser("sweeps", help="the registered sweeps: chapter, runs at defaults, description")
     for name, text in (("sweep", "run a sweep's runs (or one shard of them) that have no result file yet"),
-                       ("merge", "collect a sweep's result files into <results>/<sweep>.json")):
+                       ("merge", "collect a sweep's result files into <results>/<sweep>.json"),
+                       ("ship", "collect a sweep's result files, with their provenance, into data/shipped/<sweep>.json")):
         command = commands.add_parser(name, help=text)
         command.add_argument("name", help="a sweep (see `sweeps`)")
         command.add_argument("-p", "--parameter", nargs=2, metavar=("NAME", "VALUE"),
@@ -124,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--shard", default="0/1", metavar="i/n",
                               help="run configurations k with k mod n = i (default 0/1: all)")
     sweep_parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
-    commands.choices["merge"].add_argument("--shards", type=int, default=None, metavar="n",
-                                           help="name the missing shards' commands for this n")
+    for name in ("merge", "ship"):
+        commands.choices[name].add_argument("--shards", type=int, default=None, metavar="n",
+                                            help="name the missing shards' commands for this n")
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -134,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sweeps":
         list_sweeps()
         return 0
-    if overrides and args.command not in ("run", "sweep", "merge"):
-        parser.error("-p is an option of `run`, `sweep` and `merge`")
-    if args.command in ("sweep", "merge"):
+    if overrides and args.command not in ("run", "sweep", "merge", "ship"):
+        parser.error("-p is an option of `run`, `sweep`, `merge` and `ship`")
+    if args.command in ("sweep", "merge", "ship"):
         return sweep_command(args, overrides)
     if args.command == "build":
         from ihcore.book.build import build_book  # deferred: papermill and nbformat are slow imports

@@ -30,13 +30,23 @@ A sweep may need something computed before its configurations exist (Singh's cla
 use the heads picked from a trained baseline): its ``prepare(p)`` result (a small JSON
 dict) is stored once per parameter set in ``<results_dir>/_prepared/`` and read by every
 shard, so all shards build the same configurations.
+
+Each result file also records the run's wall time (``wall_s``, its share of a batched chunk)
+and the CPU it ran on (``cpu``, the ``lscpu`` model name). Heavy sweeps (a study's paper-scale
+runs) are *shipped*: :func:`ship` collects their results like :func:`merge` into
+``data/shipped/<sweep>.json``, committed with the book, with their provenance (the commands
+that regenerate them, the CPUs, the total wall time, the torch version); a chapter reads them
+with :func:`load_shipped`, which can check that they are the sweep's configurations at the
+stated parameters.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -48,9 +58,11 @@ from tqdm import tqdm
 
 from ihcore.book.chapters import BOOK_ROOT, get_chapter
 from ihcore.spine.claims import write_json_atomic
+from ihcore.spine.reproducibility import cpu_model
 from ihcore.spine.train import progress_enabled
 
 RESULTS_DIR = BOOK_ROOT / "results"
+SHIPPED_DIR = BOOK_ROOT / "data" / "shipped"
 NOT_IN_KEYS = ("show_progress", "device", "results_dir")  # parameters that do not change what a run computes
 ARRAY_TAG = "__ndarray__"
 
@@ -248,10 +260,14 @@ def run_sweep(
     chunks = [todo[k:k + step] for k in range(0, len(todo), step)]
     bar = tqdm(chunks, desc=f"{sweep.name} {index}/{count}", unit=f"×{step} runs" if step > 1 else "run",
                disable=not progress_enabled(progress))
+    cpu = cpu_model()
     for chunk in bar:  # the sweep's bar replaces the runs'
+        start = time.perf_counter()
         results = sweep.run_all([config for _, config in chunk], progress=False)
+        wall = (time.perf_counter() - start) / len(chunk)
         for (key, config), result in zip(chunk, results):
-            write_json_atomic(directory / f"{key}.json", {"config": encode(config), "result": encode(result)})
+            write_json_atomic(directory / f"{key}.json", {"config": encode(config), "result": encode(result),
+                                                          "wall_s": wall, "cpu": cpu})
     return [_load(directory / f"{key}.json")["result"] for key, _ in mine]
 
 
@@ -276,13 +292,10 @@ def parameter_flags(sweep: Sweep, p: SimpleNamespace) -> str:
                    for name, value in vars(p).items() if value != defaults.get(name))
 
 
-def merge(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, shards: int | None = None) -> Path:
-    """Write ``<results_dir>/<sweep>.json``: the sweep, its parameters and every configuration's
-    ``key``, ``config`` and ``result``, in configuration order (atomic).
-
-    Raises :class:`MissingResults` if a result is missing, naming how many, which, and the
-    commands that produce them (the shard commands for ``shards`` = n if given).
-    """
+def _collect(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None, shards: int | None,
+             ) -> tuple[dict | None, list[dict], list[dict]]:
+    """(prepared, runs as {key, config, result}, the stored result files) of every configuration,
+    in configuration order; :class:`MissingResults` if one has no file (see :func:`merge`)."""
     command = f"python -m ihcore sweep {sweep.name}{parameter_flags(sweep, p)}"
     if results_dir is not None:
         command += f" --results {results_dir}"
@@ -292,7 +305,7 @@ def merge(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = Non
                              f"(no {prepared_path(sweep, p, results_dir)}); run: {command}")
     configs = sweep.configs(p, done)
     directory = sweep_dir(sweep, results_dir)
-    runs, missing = [], []
+    runs, files, missing = [], [], []
     for k, config in enumerate(configs):
         key = sweep.key(config)
         path = directory / f"{key}.json"
@@ -303,6 +316,7 @@ def merge(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = Non
         if canonical(stored["config"]) != canonical(config):
             raise ValueError(f"{path} holds another configuration than the one of key {key}")
         runs.append({"key": key, "config": stored["config"], "result": stored["result"]})
+        files.append(stored)
     if missing:
         listed = ", ".join(key for _, key in missing[:5]) + (", ..." if len(missing) > 5 else "")
         if shards:
@@ -312,10 +326,72 @@ def merge(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = Non
             how = (f"{command} (finished runs are skipped); with --shard i/n, configuration k is in shard "
                    f"k mod n (missing: k = {', '.join(str(k) for k, _ in missing)})")
         raise MissingResults(f"{sweep.name}: {len(missing)} of {len(configs)} results missing ({listed}); run: {how}")
+    return done, runs, files
+
+
+def _merged(sweep: Sweep, p: SimpleNamespace, done: dict | None, runs: list[dict]) -> dict:
+    return {"sweep": sweep.name, "chapter": sweep.chapter, "parameters": encode(_chapter_values(sweep, p)),
+            "prepared": encode(done), "runs": runs}
+
+
+def merge(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, shards: int | None = None) -> Path:
+    """Write ``<results_dir>/<sweep>.json``: the sweep, its parameters and every configuration's
+    ``key``, ``config`` and ``result``, in configuration order (atomic; the same bytes however
+    the runs were sharded).
+
+    Raises :class:`MissingResults` if a result is missing, naming how many, which, and the
+    commands that produce them (the shard commands for ``shards`` = n if given).
+    """
+    done, runs, _ = _collect(sweep, p, results_dir, shards)
     target = Path(results_dir or RESULTS_DIR) / f"{sweep.name}.json"
-    write_json_atomic(target, {"sweep": sweep.name, "chapter": sweep.chapter,
-                               "parameters": encode(_chapter_values(sweep, p)), "prepared": encode(done), "runs": runs})
+    write_json_atomic(target, _merged(sweep, p, done, runs))
     return target
+
+
+def ship(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None, shards: int | None = None,
+         shipped_dir: Path | str | None = None) -> Path:
+    """Write ``<shipped_dir>/<sweep>.json`` (default ``data/shipped/``): what :func:`merge` writes,
+    plus ``provenance``: ``commands`` (the sweep and ship commands that regenerate the file),
+    ``cpus`` (the ``lscpu`` model names the runs ran on), ``wall_s`` (their total wall time,
+    seconds), ``runs``, ``torch`` and ``python`` (versions of this process)."""
+    import torch
+
+    done, runs, files = _collect(sweep, p, results_dir, shards)
+    flags = parameter_flags(sweep, p)
+    provenance = {
+        "commands": [f"python -m ihcore sweep {sweep.name}{flags}  (resumable; shard with --shard i/n)",
+                     f"python -m ihcore ship {sweep.name}{flags}"],
+        "cpus": sorted({stored.get("cpu", "not recorded") for stored in files}),
+        "wall_s": round(sum(stored.get("wall_s", 0.0) for stored in files), 1),
+        "runs": len(runs), "torch": torch.__version__, "python": platform.python_version(),
+    }
+    target = Path(shipped_dir or SHIPPED_DIR) / f"{sweep.name}.json"
+    write_json_atomic(target, {**_merged(sweep, p, done, runs), "provenance": provenance})
+    return target
+
+
+def load_shipped(name: str, p: SimpleNamespace | None = None, shipped_dir: Path | str | None = None) -> dict:
+    """The shipped results of sweep ``name``, decoded (``runs`` as in :func:`load_merged`, plus
+    ``provenance``). With ``p`` (validated chapter parameters), check first that they were
+    made at ``p`` and are exactly the sweep's configurations there: ValueError otherwise."""
+    path = Path(shipped_dir or SHIPPED_DIR) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no shipped results for sweep {name!r} ({path}); "
+                                f"make them with `python -m ihcore sweep {name} ...` then `python -m ihcore ship {name} ...`")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    if p is not None:
+        from ihcore.book.sweep_registry import get_sweep
+
+        sweep = get_sweep(name)
+        wanted = encode(_chapter_values(sweep, p))
+        if canonical(stored["parameters"]) != canonical(wanted):
+            changed = sorted(k for k in set(wanted) | set(stored["parameters"])
+                             if stored["parameters"].get(k) != wanted.get(k))
+            raise ValueError(f"{path} was made at other parameters than asked for (differ: {', '.join(changed)})")
+        configs = [canonical(c) for c in sweep.configs(p, decode(stored["prepared"]))]
+        if configs != [canonical(run["config"]) for run in stored["runs"]]:
+            raise ValueError(f"{path} holds other configurations than sweep {name!r} builds at these parameters")
+    return decode(stored)
 
 
 def load_merged(path: Path | str) -> dict:

@@ -16,6 +16,8 @@ bench`` call it. A variable already set in the environment is left alone.
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 
 PINNED_CPU_ENVIRONMENT = {
     "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorised kernels (softmax, reductions, Adam's updates)
@@ -28,3 +30,16 @@ def pin_cpu_numerics() -> None:
     """Set :data:`PINNED_CPU_ENVIRONMENT` in this process's environment (children inherit it)."""
     for name, value in PINNED_CPU_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+
+
+def cpu_model() -> str:
+    """This machine's CPU as ``lscpu`` names it ("Model name"), or ``platform.processor()``."""
+    try:
+        listing = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False,
+                                 env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        listing = ""
+    for line in listing.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"

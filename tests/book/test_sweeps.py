@@ -92,7 +92,7 @@ def test_a_killed_sweep_resumes_without_recomputing_and_merges_like_an_uninterru
     assert not list(folder.glob(".*"))  # no temp files left
     for path in folder.glob("*.json"):
         document = json.loads(path.read_text())
-        assert set(document) == {"config", "result"}
+        assert set(document) == {"config", "result", "wall_s", "cpu"}
 
     uninterrupted = tmp_path / "uninterrupted"
     assert start_sleepy(uninterrupted, tmp_path / "other.log", 0.0).wait(timeout=60) == 0
@@ -388,3 +388,32 @@ def test_a_sweep_with_run_many_runs_chunks_and_gives_what_run_gives(tmp_path):
         np.testing.assert_array_equal(a["x"], b["x"])
     sweeps.run_sweep(batched, p, tmp_path, progress=False)
     assert len(chunks) == 6  # finished runs are not run again
+
+
+def test_a_shipped_sweep_records_its_provenance_and_is_checked_against_the_sweep(counting_registered, tmp_path,
+                                                                                  monkeypatch, capsys):
+    monkeypatch.setattr(sweeps, "SHIPPED_DIR", tmp_path / "shipped")
+    results = tmp_path / "results"
+    assert main(["sweep", "test-counting", "-p", "seed", "3", "--shard", "0/2", "--results", str(results)]) == 0
+    assert main(["ship", "test-counting", "-p", "seed", "3", "--results", str(results)]) == 1
+    assert "results missing" in capsys.readouterr().err and not (tmp_path / "shipped").exists()
+    assert main(["sweep", "test-counting", "-p", "seed", "3", "--shard", "1/2", "--results", str(results)]) == 0
+    stored = json.loads(next((results / "test-counting").glob("i-0-*.json")).read_text())
+    assert stored["wall_s"] >= 0 and stored["cpu"] == sweeps.cpu_model() != ""
+    assert main(["ship", "test-counting", "-p", "seed", "3", "--results", str(results)]) == 0
+    sweep = sweep_registry.SWEEPS["test-counting"]
+    p = sweep.parameters({"seed": 3})
+    shipped = sweeps.load_shipped("test-counting", p)
+    merged = sweeps.load_merged(sweeps.merge(sweep, p, results))
+    assert shipped["runs"][4]["result"]["x"].tolist() == merged["runs"][4]["result"]["x"].tolist()
+    assert {k: shipped[k] for k in merged} == {**merged, "runs": shipped["runs"]}
+    provenance = shipped["provenance"]
+    assert provenance["commands"][1] == "python -m ihcore ship test-counting -p seed 3"
+    assert provenance["cpus"] == [sweeps.cpu_model()] and provenance["runs"] == 7 and provenance["wall_s"] >= 0
+    with pytest.raises(ValueError, match="other parameters .*seed"):
+        sweeps.load_shipped("test-counting", sweep.parameters({"seed": 4}))
+    monkeypatch.setitem(sweep_registry.SWEEPS, "test-counting", counting_sweep([], n_runs=6))
+    with pytest.raises(ValueError, match="other configurations"):
+        sweeps.load_shipped("test-counting", p)
+    with pytest.raises(FileNotFoundError, match="python -m ihcore ship no-such"):
+        sweeps.load_shipped("no-such")
