@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 
 import numpy as np
-import torch
 
+from ihcore.singh.baseline import ablation_batch
 from ihcore.singh.subcircuits import (
     BASELINE_SPLITS,
     CONDITIONS,
@@ -34,6 +34,7 @@ from ihcore.singh.subcircuits import (
 from ihcore.singh.toy_model import ToyConfig
 from ihcore.spine import ablations, measures
 from ihcore.spine.curves import first_step_below
+from ihcore.spine.train import History
 
 # The SinghSetting fields the chapter exposes as parameters (every run takes them from ``p``).
 CHAPTER_FIELDS = ("n_classes", "n_labels", "item_dim", "prototypes", "n_heads", "d_model", "positional", "layer_norm",
@@ -296,11 +297,6 @@ def phase_change_spread(phase_changes: Sequence[int | None], variant_runs: Seque
     return rows
 
 
-def ablation_batch(task, seeds):
-    """The fixed batch of 512 training-class sequences a seed's ablations and wiring read."""
-    return task.sample(512, "train", torch.Generator().manual_seed(seeds.eval + 1))
-
-
 def final_analysis(task, model, history, seeds) -> dict:
     """What the claims read off one seed's trained baseline: its :func:`head_summary`, the final
     single-head ablations (:func:`ablation_summary`) and the wiring (:func:`wiring_summary`),
@@ -312,3 +308,51 @@ def final_analysis(task, model, history, seeds) -> dict:
     return {"heads": head_summary(history), "full_accuracy": full_accuracy,
             "single_heads": ablation_summary(ablated, full_accuracy),
             "wiring": wiring, "wired": wiring_summary(wiring["accuracy"])}
+
+
+# --- Shipped (paper-scale) baselines -------------------------------------------------------------
+
+
+def baseline_history(result: Mapping) -> History:
+    """A ``singh-baseline`` sweep result (:func:`ihcore.singh.baseline.run`) as the History the
+    summaries above read: its evaluation steps, curves and head scores (no per-step training loss)."""
+    names = [name for name in result if name.startswith(("loss/", "accuracy/"))]
+    values = {name: np.asarray(result[name]) for name in [*names, "previous_token_score", "induction_score"]}
+    return History(eval_steps=np.asarray(result["eval_steps"]), values=values, train_loss=np.array([]))
+
+
+def shipped_baseline_analysis(result: Mapping) -> dict:
+    """The summaries a ``singh-baseline`` result gives, as for a live baseline: ``history``
+    (:func:`baseline_history`), ``summary`` (:func:`baseline_summary`), ``heads``
+    (:func:`head_summary`), ``single_heads`` (:func:`ablation_summary`), ``wired``
+    (:func:`wiring_summary`) and the result's ``final`` measures."""
+    history = baseline_history(result)
+    final = result["final"]
+    ablated = {"removed": np.asarray(final["removed"])[None], "only": np.asarray(final["only"])[None]}
+    return {"history": history, "summary": baseline_summary(history, int(result["steps"])),
+            "heads": head_summary(history), "single_heads": ablation_summary(ablated, float(final["full_accuracy"])),
+            "wired": wiring_summary(np.asarray(final["wiring_accuracy"])), "final": final}
+
+
+def group_summary(final: Mapping, threshold: float = 0.75) -> dict:
+    """Group ablations (:func:`ihcore.singh.baseline.group_wiring`) read as wiring: of the layer-1
+    heads that alone reach ``threshold`` accuracy, ``needs_group``: how many fall below it with the
+    previous-token group ablated; ``survives_any_one``: how many stay above it whichever single
+    layer-0 head of the group is ablated (such a head can use several previous-token heads)."""
+    group = final["group"]
+    working = np.asarray(group["all_layer0"]) >= threshold
+    leave_one_out = np.asarray(group["leave_one_out"])[:, group["group"]]  # (H, |group|)
+    return {"group": list(group["group"]), "working": int(working.sum()),
+            "needs_group": int((working & (np.asarray(group["group_removed"]) < threshold)).sum()),
+            "survives_any_one": int((working & (leave_one_out >= threshold).all(axis=1)).sum())}
+
+
+def expect_at_scales(ledger, claim_id: str, *, paper: bool, statement: str, figure: str, **spec) -> None:
+    """Declare ``claim_id`` on the ledger (judged at the chapter's scale) and, when ``paper`` (the
+    paper-scale results it reads are shipped), ``<claim_id>-paper``: the same statement, quantity and
+    rule, judged on the shipped paper-scale results; two ids, so a verdict that differs between the
+    scales shows in the ledger."""
+    ledger.expect(claim_id, statement=statement, figure=figure, **spec)
+    if paper:
+        ledger.expect(f"{claim_id}-paper", statement=f"{statement} (paper scale: shipped results)",
+                      figure=f"{figure}-paper", **spec)
