@@ -132,10 +132,10 @@ SINGH = Chapter(
     title="Singh et al.: what needs to go right for an induction head",
     parameters=ParameterSpec(
         (
-            SEED,
-            N_SEEDS,
             Parameter("scale", str, "quick", "quick: the knobs below (what CI re-executes); paper: Singh et al.'s own "
                       "settings (experiments.PAPER_SCALE), whatever the knobs say", choices=singh_experiments.SCALES),
+            SEED,
+            N_SEEDS,
             Parameter("n_classes", int, SinghSetting.n_classes, "training classes (paper: 50)", 2, 10_000),
             Parameter("n_labels", int, SinghSetting.n_labels, "labels (paper: 5)", 2, 64),
             Parameter("item_dim", int, SinghSetting.item_dim, "dimension of the generated item features (paper's ResNet features: 512)", 2, 1024),
