@@ -3,13 +3,14 @@
 Measures the training loop alone (the from-scratch chapter's default model and task, one
 thread), each study's own runs (Musat: full vs reduced models and the closed-form N sweep;
 Wang: its six-parameter sweeps and transformer stress tests; Singh: the baseline's time to its phase change,
-the clamp runs, and five seeds of the baseline trained as one ensemble against one seed; the cross-paper chapter's order and N-scaling sweeps), and each chapter
+the clamp runs, five seeds of the baseline trained as one ensemble against one seed, and the paper scale's two speed targets as ratios; the cross-paper chapter's order and N-scaling sweeps), and each chapter
 executed end to end at its defaults (kernel start included). Each row says whether it is wall time, CPU time or a ratio. Speed targets are
 checked here, not in timed tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import subprocess
@@ -20,7 +21,7 @@ import torch
 
 from ihcore.book import sweep_registry, sweeps
 from ihcore.book.build import run_chapter
-from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, WANG
+from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, WANG
 from ihcore.musat import flow_runs, minimal_runs
 from ihcore.musat.reduced import three_parameter_flow
 from ihcore.singh import ClampedRunConfig, SinghSetting
@@ -118,6 +119,38 @@ def bench_ensemble() -> list[tuple[str, str]]:
     return rows
 
 
+PAPER_RUN_TARGET_S, PAPER_ENSEMBLE_TARGET_S = 120.0, 240.0  # the Singh issue's targets: 1 run, 5 seeds batched
+
+
+def time_singh_paper(n_seeds: int, steps: int = 2000) -> float:
+    """Wall seconds for ``n_seeds`` paper-scale Singh baselines (1e6 sequences each, one ensemble,
+    1 thread, the sweep's evaluations every 250 steps, end-of-run measures left out), extrapolated
+    from ``steps`` steps."""
+    from ihcore.singh.subcircuits import task_and_model
+
+    configs = sweep_registry.get_sweep("singh-baseline").configs(SINGH.parameters.validate({"scale": "paper"}))
+    full = configs[0].steps
+    short = [dataclasses.replace(config, steps=steps) for config in configs[:n_seeds]]
+    built = [task_and_model(config) for config in short]
+    members = [Member(model, task, seeds, [measures.loss_and_accuracy(task, list(BASELINE_SPLITS)),
+                                           measures.head_scores("train")]) for task, model, seeds in built]
+    s = short[0]
+    start = time.perf_counter()
+    train_members(members, steps=steps, lr=s.lr, batch_size=s.batch_size, eval_every=s.eval_every,
+                  eval_splits=list(BASELINE_SPLITS), eval_batch_size=s.eval_batch_size, threads=1, progress=False)
+    return (time.perf_counter() - start) * full / steps
+
+
+def bench_singh_paper(steps: int = 2000) -> list[tuple[str, str]]:
+    """The Singh paper scale's speed targets as ratios: one run of 1e6 sequences against 2 minutes,
+    five seeds as one ensemble against 4 minutes (1 thread, extrapolated from ``steps`` steps)."""
+    one, five = time_singh_paper(1, steps), time_singh_paper(5, steps)
+    return [(f"singh paper scale, 1 seed, 1e6 sequences (from {steps} steps, 1 thread) / {PAPER_RUN_TARGET_S:.0f} s target",
+             f"{one / PAPER_RUN_TARGET_S:.2f}x"),
+            (f"singh paper scale, 5 seeds as one ensemble (1 thread) / {PAPER_ENSEMBLE_TARGET_S:.0f} s target",
+             f"{five / PAPER_ENSEMBLE_TARGET_S:.2f}x")]
+
+
 def bench_pin() -> list[tuple[str, str]]:
     """The cost of the AVX2 pin: one Singh baseline in a fresh process with and without it."""
     script = "from ihcore.book.bench import time_singh_baselines; print(time_singh_baselines(1, threads=1))"
@@ -169,6 +202,7 @@ def main() -> None:
     rows += bench_musat()
     rows += bench_wang()
     rows += bench_singh()
+    rows += bench_singh_paper()
     rows += bench_across()
     for chapter in CHAPTERS.values():
         start = time.perf_counter()

@@ -15,8 +15,10 @@ from ihcore.across.subcircuit_order import OrderConfig
 from ihcore.book.params import Parameter, ParameterSpec
 from ihcore.musat import MinimalRunConfig, StandardRunConfig
 from ihcore.singh import ClampedRunConfig, SinghSetting, ToyConfig
+from ihcore.singh import experiments as singh_experiments
 from ihcore.singh import subcircuits as singh_subcircuits
 from ihcore.spine import devices
+from ihcore.spine.transformer import POSITIONALS
 from ihcore.spine.validation import ParameterError
 from ihcore.wang import full_transformer
 from ihcore.wang.mixed_target import NORMALISATIONS
@@ -142,6 +144,8 @@ SINGH = Chapter(
     title="Singh et al.: what needs to go right for an induction head",
     parameters=ParameterSpec(
         (
+            Parameter("scale", str, "quick", "quick: the knobs below (what CI re-executes); paper: Singh et al.'s own "
+                      "settings (experiments.PAPER_SCALE), whatever the knobs say", choices=singh_experiments.SCALES),
             SEED,
             N_SEEDS,
             Parameter("n_classes", int, SinghSetting.n_classes, "training classes (paper: 50)", 2, 10_000),
@@ -150,6 +154,9 @@ SINGH = Chapter(
             Parameter("prototypes", str, SinghSetting.prototypes, "class prototype generator", choices=singh_subcircuits.PROTOTYPES),
             Parameter("n_heads", int, SinghSetting.n_heads, "attention heads per layer (paper: 8)", 2, 16),
             Parameter("d_model", int, SinghSetting.d_model, "residual stream width (paper: 64)", 8, 512),
+            Parameter("positional", str, SinghSetting.positional, "positions: learned absolute, none, or rotary "
+                      "(paper: rotary)", choices=POSITIONALS),
+            Parameter("layer_norm", bool, SinghSetting.layer_norm, "pre-LN blocks and a final LayerNorm (paper: on)"),
             Parameter("steps", int, SinghSetting.steps, "training steps of the baseline", 10, 200_000),
             Parameter("lr", float, SinghSetting.lr, "Adam learning rate (paper: 1e-5)", 1e-6, 1.0),
             Parameter("batch_size", int, SinghSetting.batch_size, "training sequences per step (paper: 32)", 1, 8192),

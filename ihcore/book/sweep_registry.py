@@ -8,8 +8,10 @@ parameters -> the study's run configurations) with that study's ``run``; the eng
 from __future__ import annotations
 
 from ihcore.across import context_scaling, recipes, subcircuit_order
+from ihcore.book import sweeps as _sweeps
 from ihcore.book.sweeps import Sweep
 from ihcore.musat import flow_runs, minimal_runs, reduction_runs
+from ihcore.singh import baseline as singh_baseline
 from ihcore.singh import experiments as singh_experiments
 from ihcore.singh import subcircuits, toy_model
 from ihcore.wang import full_transformer, six_parameter
@@ -115,20 +117,39 @@ register(Sweep("wang-variants", "wang", "stress tests: joint training, w_KQ as o
 # --- Singh et al. ------------------------------------------------------------------------------
 
 _HEADS_EXAMPLE = {"previous_token_head": 0, "induction_head": 0}  # one head for every seed (counts only)
+SINGH_BASELINE = register(Sweep(
+    "singh-baseline", "singh", "the unclamped baseline at each seed, one ensemble, with its curves, head scores and "
+    "end-of-training ablations, wiring and group ablations (at scale paper: Singh et al.'s settings, 1e6 sequences)",
+    singh_experiments.baseline_configs, singh_baseline.run, key_fields=("lr", "seed"),
+    run_many=singh_baseline.run_many, chunk=64,
+))
+
+
+def singh_heads(p) -> dict[str, list[int]]:
+    """Each seed's strongest heads: quick scale, from baselines trained here
+    (:func:`ihcore.singh.experiments.baseline_heads`); paper scale, from the ``singh-baseline``
+    sweep's shipped results, else its result files in ``results/`` (run first where missing), so no
+    baseline trains twice."""
+    if singh_experiments.at_scale(p).scale == "quick":
+        return singh_experiments.baseline_heads(p)
+    return singh_experiments.heads_by_seed(_sweeps.shipped_or_run(SINGH_BASELINE, p, "results", progress=False)[0])
+
+
 register(Sweep(
     "singh-clamps", "singh", "each clamp condition at each seed, one active layer-1 head (each seed's heads from its "
     "baseline, trained first); the seeds of a condition train as one ensemble",
     singh_experiments.clamp_configs, subcircuits.run, key_fields=("condition", "seed"),
-    prepare=singh_experiments.baseline_heads, prepare_example=_HEADS_EXAMPLE, run_many=subcircuits.run_many, chunk=40,
+    prepare=singh_heads, prepare_example=_HEADS_EXAMPLE, run_many=subcircuits.run_many, chunk=40,
 ))
 register(Sweep(
     "singh-data", "singh", "more classes (only B left to learn) and more labels (only C) at each seed (heads as "
     "singh-clamps); the seeds of a cell train as one ensemble",
     singh_experiments.data_configs, subcircuits.run, key_fields=("n_classes", "n_labels", "condition", "seed"),
-    prepare=singh_experiments.baseline_heads, prepare_example=_HEADS_EXAMPLE, run_many=subcircuits.run_many, chunk=40,
+    prepare=singh_heads, prepare_example=_HEADS_EXAMPLE, run_many=subcircuits.run_many, chunk=40,
 ))
 register(Sweep(
-    "singh-settings", "singh", "the baseline at the slower slow_lr, and with isotropic prototypes (first seed)",
+    "singh-settings", "singh", "quick: the baseline at the slower slow_lr, and with isotropic prototypes; paper: with "
+    "learned positions and no LayerNorm, and with isotropic prototypes (first seed)",
     singh_experiments.setting_configs, subcircuits.run, key_fields=("lr", "prototypes"),
 ))
 register(Sweep(

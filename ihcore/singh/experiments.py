@@ -12,12 +12,14 @@ into per-seed numbers the chapter prints and its claims ledger measures.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 
 import numpy as np
-import torch
 
+from ihcore.singh.baseline import ablation_batch
 from ihcore.singh.subcircuits import (
     BASELINE_SPLITS,
     CONDITIONS,
@@ -32,10 +34,30 @@ from ihcore.singh.subcircuits import (
 from ihcore.singh.toy_model import ToyConfig
 from ihcore.spine import ablations, measures
 from ihcore.spine.curves import first_step_below
+from ihcore.spine.train import History
 
 # The SinghSetting fields the chapter exposes as parameters (every run takes them from ``p``).
-CHAPTER_FIELDS = ("n_classes", "n_labels", "item_dim", "prototypes", "n_heads", "d_model", "lr", "batch_size",
-                  "eval_every", "seed")
+CHAPTER_FIELDS = ("n_classes", "n_labels", "item_dim", "prototypes", "n_heads", "d_model", "positional", "layer_norm",
+                  "lr", "batch_size", "eval_every", "seed")
+
+SCALES = ("quick", "paper")
+# ``scale = "paper"``: Singh et al.'s own settings (their paper and public run script), set whatever the knobs say.
+# Sequences seen = steps x 32: baseline 1e6 (31,250 steps), clamp runs 6e5 (18,750); the clamped runs of both
+# sweeps get 6e5 (the paper's data-dependence clamped runs: 3e5). Evaluations every 250 steps (8000 sequences).
+PAPER_SCALE = {
+    "n_classes": 50, "n_labels": 5, "item_dim": 512, "prototypes": "lowrank", "n_heads": 8, "d_model": 64,
+    "positional": "rotary", "layer_norm": True, "lr": 1e-5, "batch_size": 32, "steps": 31_250, "eval_every": 250,
+    "clamp_steps": 18_750, "sweep_steps": 18_750, "sweep_classes": 200, "sweep_labels": 15,
+}
+
+
+def at_scale(p, scale: str | None = None):
+    """The chapter's parameters at ``scale`` (default ``p.scale``): ``p`` itself at "quick", ``p`` with
+    :data:`PAPER_SCALE` at "paper" (the derived values every builder reads)."""
+    scale = scale or p.scale
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    return p if scale == "quick" else SimpleNamespace(**{**vars(p), **PAPER_SCALE, "scale": "paper"})
 
 # The data-dependence sweep (Singh et al., Fig 6): what each column leaves to learn -> the clamp condition.
 DATA_SWEEP_COLUMNS = {"only B": "1,2,3v,5 (layer 0 + copy: A+C)", "only C": "1,2,3qk,4 (match: A+B)",
@@ -48,17 +70,24 @@ TOY_CONDITIONS = ("", "c", "bc")  # factors clamped (Singh et al., Fig 5a)
 
 def chapter_config(p, config_class: type = ClampedRunConfig, **changes):
     """A ``config_class`` (:class:`SinghSetting` or :class:`ClampedRunConfig`) with the chapter's
-    values of :data:`CHAPTER_FIELDS`, then ``changes``."""
+    values of :data:`CHAPTER_FIELDS` at its scale (:func:`at_scale`), then ``changes``."""
+    p = at_scale(p)
     return config_class(**{**{name: getattr(p, name) for name in CHAPTER_FIELDS}, **changes})
 
 
 def baseline_setting(p) -> SinghSetting:
-    """The chapter's unclamped baseline (``p.steps`` steps) at its first seed ``p.seed``."""
-    return chapter_config(p, SinghSetting, steps=p.steps)
+    """The chapter's unclamped baseline (``p.steps`` steps at its scale) at its first seed ``p.seed``."""
+    return chapter_config(p, SinghSetting, steps=at_scale(p).steps)
+
+
+def baseline_configs(p) -> list[SinghSetting]:
+    """The unclamped baseline at each seed of :func:`chapter_seeds` (the ``singh-baseline`` sweep)."""
+    return [dataclasses.replace(baseline_setting(p), seed=seed) for seed in chapter_seeds(p)]
 
 
 def chapter_seeds(p) -> list[int]:
     """The chapter's seeds: ``p.seed .. p.seed + p.n_seeds - 1``."""
+    p = at_scale(p)
     return list(range(p.seed, p.seed + p.n_seeds))
 
 
@@ -90,22 +119,30 @@ def _head_list(heads: Mapping, name: str, p) -> list[int]:
 
 def unclamped(p, **changes) -> ClampedRunConfig:
     """An unclamped run with every head active, ``p.steps`` steps unless ``changes`` say otherwise."""
+    p = at_scale(p)
     return chapter_config(p, **{"condition": "none", "active_head": None, "steps": p.steps, **changes})
 
 
 def setting_configs(p) -> list[ClampedRunConfig]:
-    """The baseline at the slower ``p.slow_lr`` for ``p.slow_steps``, and with isotropic prototypes."""
+    """Quick scale: the baseline at the slower ``p.slow_lr`` for ``p.slow_steps``, and with isotropic
+    prototypes. Paper scale (the learning rate is the paper's already): the baseline with this book's
+    earlier architecture (learned positions, no LayerNorm), and with isotropic prototypes."""
+    p = at_scale(p)
+    if p.scale == "paper":
+        return [unclamped(p, positional="learned", layer_norm=False), unclamped(p, prototypes="isotropic")]
     return [unclamped(p, lr=p.slow_lr, steps=p.slow_steps), unclamped(p, prototypes="isotropic")]
 
 
 def model_variants(p) -> dict[str, dict]:
     """Name -> changed fields of the other models timed beside the baseline (beyond the paper)."""
+    p = at_scale(p)
     return {"3 layers": {"n_layers": 3}, f"d_model {p.d_model // 2}": {"d_model": p.d_model // 2},
             f"d_model {2 * p.d_model}": {"d_model": 2 * p.d_model}}
 
 
 def model_variant_configs(p) -> list[ClampedRunConfig]:
     """The baseline as each model of :func:`model_variants`."""
+    p = at_scale(p)
     return [unclamped(p, **change) for change in model_variants(p).values()]
 
 
@@ -113,6 +150,7 @@ def clamped_run(p, condition: str, seed: int, previous_token_head: int, active_h
     """One run under ``condition`` at ``seed`` with that seed's heads: the unclamped one-head run
     ("none") for ``p.clamp_steps`` steps, evaluated every ``p.eval_every``; a clamped run for
     ``p.sweep_steps``, evaluated every ``sweep_steps // 40`` steps (its phase change comes early)."""
+    p = at_scale(p)
     timing = ({"steps": p.clamp_steps} if condition == "none"
               else {"steps": p.sweep_steps, "eval_every": max(1, p.sweep_steps // 40)})
     return chapter_config(p, **{"condition": condition, "seed": seed, "previous_token_head": previous_token_head,
@@ -123,6 +161,7 @@ def clamp_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
     """One run per condition of :data:`CLAMP_CONDITIONS` (Singh et al., Fig 5b) and seed of
     :func:`chapter_seeds`, condition-major, each seed with its own baseline's strongest heads
     (``heads``: :func:`baseline_heads`, a list per head kind in seed order; an int: every seed)."""
+    p = at_scale(p)
     previous, induction = _head_list(heads, "previous_token_head", p), _head_list(heads, "induction_head", p)
     return [clamped_run(p, condition, seed, previous[k], induction[k])
             for condition in CLAMP_CONDITIONS for k, seed in enumerate(chapter_seeds(p))]
@@ -132,11 +171,13 @@ def data_cells(p) -> dict[str, tuple[str, int, int]]:
     """The data-dependence runs beyond the clamp sweep's (Singh et al., Fig 6, cut to the two
     cells the claims compare): name -> (column of :data:`DATA_SWEEP_COLUMNS`, classes, labels).
     Their base cells (``n_classes``, ``n_labels``) are the clamp sweep's runs of the same condition."""
+    p = at_scale(p)
     return {"more classes": ("only B", p.sweep_classes, p.n_labels), "more labels": ("only C", p.n_classes, p.sweep_labels)}
 
 
 def data_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
     """The runs of :func:`data_cells`, cell-major, each seed with its own strongest induction head."""
+    p = at_scale(p)
     previous, induction = _head_list(heads, "previous_token_head", p), _head_list(heads, "induction_head", p)
     return [clamped_run(p, DATA_SWEEP_COLUMNS[column], seed, previous[k], induction[k], n_classes=classes, n_labels=labels)
             for column, classes, labels in data_cells(p).values() for k, seed in enumerate(chapter_seeds(p))]
@@ -145,6 +186,7 @@ def data_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
 def toy_configs(p) -> list[ToyConfig]:
     """The toy model under each of :data:`TOY_CONDITIONS` (condition-major) at each seed of
     :func:`chapter_seeds` (a seed draws the targets and the start), at ``p.toy_init_scale``."""
+    p = at_scale(p)
     return [ToyConfig(init_scale=p.toy_init_scale, clamped=clamped, seed=seed)
             for clamped in TOY_CONDITIONS for seed in chapter_seeds(p)]
 
@@ -227,6 +269,7 @@ def data_dependence(clamp_runs: Sequence[dict], data_runs: Sequence[dict], p) ->
     """Per seed, in sequences seen (inf: none): ``times`` name -> (S,) for the base and changed
     cells of each compared column, and the ratios ``labels_ratio`` (only C: more labels / fewer)
     and ``classes_ratio`` (only B: more classes / fewer), 0 when neither run has a phase change."""
+    p = at_scale(p)
     seeds = chapter_seeds(p)
     base = clamp_summary(clamp_runs, seeds)["times"]
     changed = {(run["n_classes"], run["n_labels"], run["condition"], run["seed"]): phase_change_or_censored(run)
@@ -246,16 +289,12 @@ def data_dependence(clamp_runs: Sequence[dict], data_runs: Sequence[dict], p) ->
 def phase_change_spread(phase_changes: Sequence[int | None], variant_runs: Sequence[dict], p) -> dict:
     """Row name -> phase-change times (sequences seen, inf: none): the baseline at every seed,
     then each model of :func:`model_variants` at the chapter's first seed."""
+    p = at_scale(p)
     times = np.array([np.inf if t is None else t for t in phase_changes], dtype=float) * p.batch_size
     rows = {f"2 layers, d_model {p.d_model}, {len(times)} seeds": times}
     rows.update({name: np.array([phase_change_or_censored(run) * p.batch_size])
                  for name, run in zip(model_variants(p), variant_runs)})
     return rows
-
-
-def ablation_batch(task, seeds):
-    """The fixed batch of 512 training-class sequences a seed's ablations and wiring read."""
-    return task.sample(512, "train", torch.Generator().manual_seed(seeds.eval + 1))
 
 
 def final_analysis(task, model, history, seeds) -> dict:
@@ -269,3 +308,51 @@ def final_analysis(task, model, history, seeds) -> dict:
     return {"heads": head_summary(history), "full_accuracy": full_accuracy,
             "single_heads": ablation_summary(ablated, full_accuracy),
             "wiring": wiring, "wired": wiring_summary(wiring["accuracy"])}
+
+
+# --- Shipped (paper-scale) baselines -------------------------------------------------------------
+
+
+def baseline_history(result: Mapping) -> History:
+    """A ``singh-baseline`` sweep result (:func:`ihcore.singh.baseline.run`) as the History the
+    summaries above read: its evaluation steps, curves and head scores (no per-step training loss)."""
+    names = [name for name in result if name.startswith(("loss/", "accuracy/"))]
+    values = {name: np.asarray(result[name]) for name in [*names, "previous_token_score", "induction_score"]}
+    return History(eval_steps=np.asarray(result["eval_steps"]), values=values, train_loss=np.array([]))
+
+
+def shipped_baseline_analysis(result: Mapping) -> dict:
+    """The summaries a ``singh-baseline`` result gives, as for a live baseline: ``history``
+    (:func:`baseline_history`), ``summary`` (:func:`baseline_summary`), ``heads``
+    (:func:`head_summary`), ``single_heads`` (:func:`ablation_summary`), ``wired``
+    (:func:`wiring_summary`) and the result's ``final`` measures."""
+    history = baseline_history(result)
+    final = result["final"]
+    ablated = {"removed": np.asarray(final["removed"])[None], "only": np.asarray(final["only"])[None]}
+    return {"history": history, "summary": baseline_summary(history, int(result["steps"])),
+            "heads": head_summary(history), "single_heads": ablation_summary(ablated, float(final["full_accuracy"])),
+            "wired": wiring_summary(np.asarray(final["wiring_accuracy"])), "final": final}
+
+
+def group_summary(final: Mapping, threshold: float = 0.75) -> dict:
+    """Group ablations (:func:`ihcore.singh.baseline.group_wiring`) read as wiring: of the layer-1
+    heads that alone reach ``threshold`` accuracy, ``needs_group``: how many fall below it with the
+    previous-token group ablated; ``survives_any_one``: how many stay above it whichever single
+    layer-0 head of the group is ablated (such a head can use several previous-token heads)."""
+    group = final["group"]
+    working = np.asarray(group["all_layer0"]) >= threshold
+    leave_one_out = np.asarray(group["leave_one_out"])[:, group["group"]]  # (H, |group|)
+    return {"group": list(group["group"]), "working": int(working.sum()),
+            "needs_group": int((working & (np.asarray(group["group_removed"]) < threshold)).sum()),
+            "survives_any_one": int((working & (leave_one_out >= threshold).all(axis=1)).sum())}
+
+
+def expect_at_scales(ledger, claim_id: str, *, paper: bool, statement: str, figure: str, **spec) -> None:
+    """Declare ``claim_id`` on the ledger (judged at the chapter's scale) and, when ``paper`` (the
+    paper-scale results it reads are shipped), ``<claim_id>-paper``: the same statement, quantity and
+    rule, judged on the shipped paper-scale results; two ids, so a verdict that differs between the
+    scales shows in the ledger."""
+    ledger.expect(claim_id, statement=statement, figure=figure, **spec)
+    if paper:
+        ledger.expect(f"{claim_id}-paper", statement=f"{statement} (paper scale: shipped results)",
+                      figure=f"{figure}-paper", **spec)

@@ -44,7 +44,7 @@ from ihcore.spine import clamps, curves, measures
 from ihcore.spine.hooks import replace
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.train import History, Member, Seeds, run_in_groups, train, train_members
-from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
+from ihcore.spine.transformer import POSITIONALS, AttentionOnlyTransformer, TransformerConfig
 from ihcore.spine.validation import refuse
 
 # condition -> (subcircuits clamped to ideal, subcircuits left to learn)
@@ -83,6 +83,8 @@ class SinghSetting:
     n_heads: int = 8
     d_model: int = 64
     n_layers: int = 2
+    positional: str = "learned"
+    layer_norm: bool = False
     steps: int = 1000
     lr: float = 3e-3
     batch_size: int = 32
@@ -97,6 +99,8 @@ class SinghSetting:
         for name in ("item_dim", "n_heads", "d_model", "n_layers", "steps", "batch_size", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 refuse(name, getattr(self, name), "an integer >= 1")
+        if self.positional not in POSITIONALS:
+            refuse("positional", self.positional, f"one of {POSITIONALS}")
         if self.prototypes not in PROTOTYPES:
             refuse("prototypes", self.prototypes, f"one of {PROTOTYPES}")
         if self.d_model % self.n_heads:
@@ -246,9 +250,12 @@ def singh_task(n_labels: int, n_classes: int, item_dim: int, prototypes: str, se
     )
 
 
-def singh_model(task: ItemLabelTask, n_heads: int, d_model: int, seed: int, n_layers: int = 2) -> AttentionOnlyTransformer:
-    """Attention-only transformer sized for ``task``: one logit per label."""
-    config = TransformerConfig(task.d_input, task.n_labels, task.n_positions, n_layers=n_layers, n_heads=n_heads, d_model=d_model)
+def singh_model(task: ItemLabelTask, n_heads: int, d_model: int, seed: int, n_layers: int = 2,
+                positional: str = "learned", layer_norm: bool = False) -> AttentionOnlyTransformer:
+    """Attention-only transformer sized for ``task``: one logit per label. The paper's architecture
+    is ``positional="rotary", layer_norm=True`` (pre-LN blocks, RoPE on queries and keys, a final LN)."""
+    config = TransformerConfig(task.d_input, task.n_labels, task.n_positions, n_layers=n_layers, n_heads=n_heads,
+                               d_model=d_model, positional=positional, layer_norm=layer_norm)
     return AttentionOnlyTransformer(config, seed=seed)
 
 
@@ -256,7 +263,9 @@ def task_and_model(setting: SinghSetting) -> tuple[ItemLabelTask, AttentionOnlyT
     """The task, the freshly initialised model and the seeds of ``setting`` (task world and init share the init seed)."""
     seeds = Seeds.from_base(setting.seed)
     task = singh_task(setting.n_labels, setting.n_classes, setting.item_dim, setting.prototypes, seeds.init)
-    return task, singh_model(task, setting.n_heads, setting.d_model, seeds.init, setting.n_layers), seeds
+    model = singh_model(task, setting.n_heads, setting.d_model, seeds.init, setting.n_layers,
+                        setting.positional, setting.layer_norm)
+    return task, model, seeds
 
 
 def run(config: ClampedRunConfig, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:

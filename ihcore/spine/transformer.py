@@ -12,7 +12,7 @@ d = d_model, e = d_head):
 name                       shape                what
 =========================  ===================  =============================================
 ``embed``                  (B, T, d)            token embedding ``W_E x``
-``pos_embed``              (B, T, d)            learned position embedding (zeros if none)
+``pos_embed``              (B, T, d)            learned position embedding (zeros otherwise)
 ``resid.0``                (B, T, d)            residual stream entering layer 0
 ``layer{l}.attn.q``        (B, T, H, e)         queries
 ``layer{l}.attn.k``        (B, T, H, e)         keys
@@ -25,7 +25,11 @@ name                       shape                what
 =========================  ===================  =============================================
 
 With ``layer_norm=True`` the blocks are pre-LN and a final LayerNorm precedes the readout;
-the hook points above are unchanged.
+the hook points above are unchanged. With ``positional="rotary"`` there is no additive
+position embedding (``pos_embed`` is zeros); each head's queries and keys are rotated by
+their position (RoPE, :func:`rotary`) after the ``q`` and ``k`` hook points and before the
+scores, so the scores depend on positions only through their difference, and a hook that
+replaces ``q`` or ``k`` (a clamp) is rotated like the projections it replaces.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ import torch
 from torch import nn
 
 from ihcore.spine.hooks import HookedModule, HookPoint
+
+POSITIONALS = ("learned", "none", "rotary")
 
 
 @dataclass(frozen=True)
@@ -51,13 +57,14 @@ class TransformerConfig:
     d_model: int = 64
     d_head: int | None = None  # default: d_model // n_heads
     attend_to_self: bool = True  # False: position t sees only keys s < t
-    positional: str = "learned"  # "learned" or "none"
+    positional: str = "learned"  # "learned", "none" or "rotary" (RoPE on queries and keys)
+    rotary_base: float = 10_000.0
     layer_norm: bool = False
     init_scale: float = 1.0  # weights ~ N(0, init_scale^2 / fan_in)
 
     def __post_init__(self) -> None:
-        if self.positional not in ("learned", "none"):
-            raise ValueError(f"positional must be 'learned' or 'none', got {self.positional!r}")
+        if self.positional not in POSITIONALS:
+            raise ValueError(f"positional must be one of {POSITIONALS}, got {self.positional!r}")
         for name in ("d_input", "d_output", "n_positions", "n_layers", "n_heads", "d_model"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -65,6 +72,8 @@ class TransformerConfig:
             raise ValueError(f"d_head must be >= 1, got {self.d_head}")
         if self.d_head is None and self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.positional == "rotary" and self.head_size % 2:
+            raise ValueError(f"rotary positions need an even head size, got {self.head_size}")
 
     @property
     def head_size(self) -> int:
@@ -92,6 +101,31 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores, dim=-1).masked_fill(empty_rows, 0.0)
 
 
+def rotary_angles(positions: torch.Tensor, head_size: int, base: float = 10_000.0) -> torch.Tensor:
+    """RoPE angles (T, e/2): position t times frequency ``base^(-2i/e)`` of coordinate pair i."""
+    frequencies = base ** (-torch.arange(0, head_size, 2, dtype=torch.float64) / head_size)  # (e/2,)
+    return (positions.to(torch.float64)[:, None] * frequencies[None, :]).float()
+
+
+def rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate each head's vectors x (B, T, H, e) by ``angles`` (T, e/2): coordinate i and
+    i + e/2 form a pair, turned by the pair's angle at the token's position (RoPE, the
+    half-split layout). Rotations by t and s give ``<R_t q, R_s k> = <q, R_{s-t} k>``."""
+    return _rotate(x, *_cos_sin(angles))
+
+
+def _cos_sin(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, e) cosines and signed sines of ``angles`` (T, e/2) for :func:`_rotate`."""
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1)  # (second, first)
+    return x * cos[:, None, :] + swapped * signed_sin[:, None, :]
+
+
 def _normal(generator: torch.Generator, *shape: int, fan_in: int, scale: float) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape, generator=generator) * scale / math.sqrt(fan_in))
 
@@ -109,6 +143,11 @@ class Attention(nn.Module):
         self.register_buffer(
             "mask", causal_mask(config.n_positions, config.attend_to_self), persistent=False
         )
+        self.rotary = config.positional == "rotary"
+        if self.rotary:
+            cos, signed_sin = _cos_sin(rotary_angles(torch.arange(config.n_positions), e, config.rotary_base))
+            self.register_buffer("rotary_cos", cos, persistent=False)  # (T, e)
+            self.register_buffer("rotary_sin", signed_sin, persistent=False)
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_scores, self.hook_pattern = HookPoint(), HookPoint()
         self.hook_head_out = HookPoint()
@@ -119,6 +158,9 @@ class Attention(nn.Module):
         q = self.hook_q(torch.einsum("btd,hde->bthe", x, self.W_Q))  # (B, T, H, e)
         k = self.hook_k(torch.einsum("btd,hde->bthe", x, self.W_K))
         v = self.hook_v(torch.einsum("btd,hde->bthe", x, self.W_V))
+        if self.rotary:
+            cos, sin = self.rotary_cos[:T], self.rotary_sin[:T]
+            q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         mask = self.mask[:T, :T]
         scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(q.shape[-1])  # (B, H, T, T)
         scores = self.hook_scores(scores.masked_fill(~mask, float("-inf")))

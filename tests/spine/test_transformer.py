@@ -4,7 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig, causal_mask, masked_softmax
+from ihcore.spine.transformer import (
+    AttentionOnlyTransformer,
+    TransformerConfig,
+    causal_mask,
+    masked_softmax,
+    rotary,
+    rotary_angles,
+)
 
 B, T, D_IN, D_OUT = 2, 6, 5, 4
 TOKENS = torch.randn(B, T, D_IN, generator=torch.Generator().manual_seed(0))
@@ -76,8 +83,9 @@ def test_model_without_self_attention_has_zero_diagonal_and_empty_first_row():
 
 @pytest.mark.parametrize("attend_to_self", [True, False])
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_changing_token_t_leaves_logits_before_t_unchanged(attend_to_self, layer_norm):
-    model = make_model(attend_to_self=attend_to_self, layer_norm=layer_norm)
+@pytest.mark.parametrize("positional", ["learned", "rotary"])
+def test_changing_token_t_leaves_logits_before_t_unchanged(attend_to_self, layer_norm, positional):
+    model = make_model(attend_to_self=attend_to_self, layer_norm=layer_norm, positional=positional)
     t = 3
     changed = TOKENS.clone()
     changed[:, t] += 1.0
@@ -143,6 +151,73 @@ def test_no_positional_embedding_means_zero_pos_embed_and_no_parameter():
     _, cache = model.run_with_cache(TOKENS)
     assert model.W_pos is None
     assert torch.equal(cache["pos_embed"], torch.zeros(B, T, 8))
+
+
+# --- rotary positions (RoPE) ------------------------------------------------------------
+
+
+def _rotary_scores(q, k, positions):
+    angles = rotary_angles(positions, q.shape[-1])
+    return torch.einsum("bqhe,bkhe->bhqk", rotary(q, angles), rotary(k, angles))
+
+
+@pytest.mark.parametrize("shift", [1, 7, 1000])
+def test_rotary_scores_depend_only_on_relative_position(shift):
+    generator = torch.Generator().manual_seed(4)
+    q, k = torch.randn(2, T, 3, 8, generator=generator), torch.randn(2, T, 3, 8, generator=generator)
+    positions = torch.arange(T)
+    torch.testing.assert_close(_rotary_scores(q, k, positions + shift), _rotary_scores(q, k, positions),
+                               atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(_rotary_scores(q, k, positions * 2), _rotary_scores(q, k, positions), atol=1e-3)
+
+
+def test_rotary_is_a_rotation_and_the_identity_at_position_zero():
+    x = torch.randn(2, T, 3, 8, generator=torch.Generator().manual_seed(5))
+    rotated = rotary(x, rotary_angles(torch.arange(T), 8))
+    torch.testing.assert_close(rotated.norm(dim=-1), x.norm(dim=-1))
+    torch.testing.assert_close(rotated[:, 0], x[:, 0])
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_rotary_model_scores_are_rotated_hooked_queries_and_keys_with_no_position_embedding(layer_norm):
+    model = make_model(positional="rotary", layer_norm=layer_norm)
+    assert model.W_pos is None
+    _, cache = model.run_with_cache(TOKENS)
+    assert torch.equal(cache["pos_embed"], torch.zeros(B, T, 8))
+    for layer in range(2):
+        q, k = cache[f"layer{layer}.attn.q"], cache[f"layer{layer}.attn.k"]
+        expected = _rotary_scores(q, k, torch.arange(T)) / 2.0  # head size 4: scores / sqrt(4)
+        torch.testing.assert_close(cache[f"layer{layer}.attn.scores"], expected.masked_fill(~causal_mask(T), float("-inf")))
+
+
+def test_rotary_model_keeps_its_hook_points():
+    assert set(make_model(positional="rotary", layer_norm=True).hook_points) == set(make_model().hook_points)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_a_clamp_overrides_what_it_names_in_the_rotary_model(layer_norm):
+    from ihcore.spine.hooks import replace
+
+    model = make_model(positional="rotary", layer_norm=layer_norm)
+    uniform = causal_mask(T).float() / causal_mask(T).sum(-1, keepdim=True)  # (T, T)
+    with model.hooks({"layer1.attn.pattern": replace(uniform.expand(B, 2, T, T))}):
+        clamped, cache = model.run_with_cache(TOKENS)
+    torch.testing.assert_close(cache["layer1.attn.pattern"], uniform.expand(B, 2, T, T))
+    torch.testing.assert_close(cache["layer1.head_out"],
+                               torch.einsum("bhqk,bkhe,hed->bqhd", uniform.expand(B, 2, T, T), cache["layer1.attn.v"],
+                                            model.layers[1].W_O))
+    assert not torch.allclose(clamped, model(TOKENS))
+    # a replaced key is rotated like the projection it replaces: scores follow the clamped keys
+    keys = torch.ones(B, T, 2, 4)
+    with model.hooks({"layer0.attn.k": replace(keys)}):
+        _, cache = model.run_with_cache(TOKENS)
+    expected = _rotary_scores(cache["layer0.attn.q"], keys, torch.arange(T)) / 2.0
+    torch.testing.assert_close(cache["layer0.attn.scores"], expected.masked_fill(~causal_mask(T), float("-inf")))
+
+
+def test_rotary_needs_an_even_head_size():
+    with pytest.raises(ValueError, match="even head size"):
+        TransformerConfig(d_input=D_IN, d_output=D_OUT, n_positions=T, d_model=9, n_heads=3, positional="rotary")
 
 
 # --- initialisation ----------------------------------------------------------------------
