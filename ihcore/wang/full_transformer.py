@@ -47,7 +47,7 @@ from torch import nn
 from ihcore.spine import devices
 from ihcore.spine.curves import first_crossing
 from ihcore.spine.train import Member, Seeds, run_in_groups, train_members
-from ihcore.spine.validation import ParameterError
+from ihcore.spine.validation import ParameterError, refuse_invalid
 from ihcore.wang.mixed_target import NORMALISATIONS, component_weights, normalisation_factor
 from ihcore.wang.phases import SMOOTHING, LossPlateaus, count_plateaus
 
@@ -220,21 +220,18 @@ class FullTransformerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = [
-            ("d_x", self.d_x, self.d_x >= 1, "an integer >= 1"),
-            ("length", self.length, self.length >= 5, "an integer >= 5"),
-            ("alpha", self.alpha, 0.0 < self.alpha < 1.0, "a number in (0, 1)"),
-            ("normalisation", self.normalisation, self.normalisation in NORMALISATIONS, f"one of {NORMALISATIONS}"),
-            ("gram", self.gram, self.gram in GRAMS, f"one of {GRAMS}"),
-            ("optimiser", self.optimiser, self.optimiser in OPTIMISERS, f"one of {OPTIMISERS}"),
-            ("lr", self.lr, self.lr > 0, "a number > 0"),
-            ("steps", self.steps, self.steps >= 1, "an integer >= 1"),
-            ("eval_every", self.eval_every, 1 <= self.eval_every <= self.steps, "an integer in [1, steps]"),
-            ("sigma_init", self.sigma_init, self.sigma_init > 0, "a number > 0"),
-        ]
-        for name, value, ok, expected in checks:
-            if not ok:
-                raise ParameterError(f"{name} = {value!r} is invalid: expected {expected}")
+        refuse_invalid(self, {
+            "d_x": (self.d_x >= 1, "an integer >= 1"),
+            "length": (self.length >= 5, "an integer >= 5"),
+            "alpha": (0.0 < self.alpha < 1.0, "a number in (0, 1)"),
+            "normalisation": (self.normalisation in NORMALISATIONS, f"one of {NORMALISATIONS}"),
+            "gram": (self.gram in GRAMS, f"one of {GRAMS}"),
+            "optimiser": (self.optimiser in OPTIMISERS, f"one of {OPTIMISERS}"),
+            "lr": (self.lr > 0, "a number > 0"),
+            "steps": (self.steps >= 1, "an integer >= 1"),
+            "eval_every": (1 <= self.eval_every <= self.steps, "an integer in [1, steps]"),
+            "sigma_init": (self.sigma_init > 0, "a number > 0"),
+        })
 
     @property
     def width(self) -> int:

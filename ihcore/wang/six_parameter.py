@@ -45,7 +45,7 @@ from tqdm import tqdm
 from ihcore.spine import devices
 from ihcore.spine.fits import line_fit
 from ihcore.spine.train import progress_enabled, run_in_groups
-from ihcore.spine.validation import ParameterError
+from ihcore.spine.validation import ParameterError, refuse_invalid
 from ihcore.wang.mixed_target import (
     NORMALISATIONS, MixedTarget, component_regressors, component_weights, four_gram, induction_head, sample_tokens
 )
@@ -144,24 +144,21 @@ class SixParameterConfig:
     init_seed: int | None = None  # None: trained parameters start at +σ_init; else N(0, σ_init²) draws
 
     def __post_init__(self) -> None:
-        checks = [
-            ("length", self.length, isinstance(self.length, int) and self.length >= 4, "an integer >= 4"),
-            ("alpha", self.alpha, 0.0 < self.alpha < 1.0, "a number in (0, 1)"),
-            ("normalisation", self.normalisation, self.normalisation in NORMALISATIONS, f"one of {NORMALISATIONS}"),
-            ("sigma_init", self.sigma_init, self.sigma_init > 0, "a number > 0"),
-            ("positional", self.positional, self.positional in POSITIONAL, f"one of {POSITIONAL}"),
-            ("lr", self.lr, self.lr > 0, "a number > 0"),
-            ("time", self.time, self.time >= self.lr, f"a number >= lr = {self.lr} (at least one step)"),
-            ("n_train", self.n_train, isinstance(self.n_train, int) and self.n_train >= 1, "an integer >= 1"),
-            ("n_eval", self.n_eval, isinstance(self.n_eval, int) and self.n_eval >= 3, "an integer >= 3"),
-            ("n_evals", self.n_evals, isinstance(self.n_evals, int) and self.n_evals >= 2, "an integer >= 2"),
-            ("target_part", self.target_part, self.target_part in TARGET_PARTS, f"one of {TARGET_PARTS}"),
-            ("init_seed", self.init_seed, self.init_seed is None or (isinstance(self.init_seed, int) and self.init_seed >= 0),
+        refuse_invalid(self, {
+            "length": (isinstance(self.length, int) and self.length >= 4, "an integer >= 4"),
+            "alpha": (0.0 < self.alpha < 1.0, "a number in (0, 1)"),
+            "normalisation": (self.normalisation in NORMALISATIONS, f"one of {NORMALISATIONS}"),
+            "sigma_init": (self.sigma_init > 0, "a number > 0"),
+            "positional": (self.positional in POSITIONAL, f"one of {POSITIONAL}"),
+            "lr": (self.lr > 0, "a number > 0"),
+            "time": (self.time >= self.lr, f"a number >= lr = {self.lr} (at least one step)"),
+            "n_train": (isinstance(self.n_train, int) and self.n_train >= 1, "an integer >= 1"),
+            "n_eval": (isinstance(self.n_eval, int) and self.n_eval >= 3, "an integer >= 3"),
+            "n_evals": (isinstance(self.n_evals, int) and self.n_evals >= 2, "an integer >= 2"),
+            "target_part": (self.target_part in TARGET_PARTS, f"one of {TARGET_PARTS}"),
+            "init_seed": (self.init_seed is None or (isinstance(self.init_seed, int) and self.init_seed >= 0),
              "None or an integer >= 0"),
-        ]
-        for name, value, ok, expected in checks:
-            if not ok:
-                raise ParameterError(f"{name} = {value!r} is invalid: expected {expected}")
+        })
 
     @property
     def target(self) -> MixedTarget:

@@ -21,7 +21,7 @@ from ihcore.spine.claims import estimate_text, median_interval
 from ihcore.spine.markdown import markdown_table
 from ihcore.spine.train import History, Member, Seeds, run_in_groups, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
-from ihcore.spine.validation import ParameterError
+from ihcore.spine.validation import refuse_invalid
 from ihcore.wang import laziness, six_parameter
 from ihcore.wang.mixed_target import (
     NORMALISATIONS, DiscreteMixedTarget, MixedTarget, component_measure, discrete_component_measure, sample_tokens
@@ -104,21 +104,18 @@ class TransformerStressConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        checks = [
-            ("tokens", self.tokens, self.tokens in TOKENS, f"one of {TOKENS}"),
-            ("length", self.length, self.length >= 4, "an integer >= 4"),
-            ("vocabulary", self.vocabulary, self.vocabulary >= 2, "an integer >= 2"),
-            ("alpha", self.alpha, 0.0 < self.alpha < 1.0, "a number in (0, 1)"),
-            ("normalisation", self.normalisation, self.normalisation in NORMALISATIONS, f"one of {NORMALISATIONS}"),
-            ("steps", self.steps, self.steps >= 1, "an integer >= 1"),
-            ("lr", self.lr, self.lr > 0, "a number > 0"),
-            ("d_model", self.d_model, self.d_model >= 2 and self.d_model % 2 == 0, "an even integer >= 2 (2 heads)"),
-            ("init_scale", self.init_scale, self.init_scale > 0, "a number > 0"),
-            ("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1"),
-        ]
-        for name, value, ok, expected in checks:
-            if not ok:
-                raise ParameterError(f"{name} = {value!r} is invalid: expected {expected}")
+        refuse_invalid(self, {
+            "tokens": (self.tokens in TOKENS, f"one of {TOKENS}"),
+            "length": (self.length >= 4, "an integer >= 4"),
+            "vocabulary": (self.vocabulary >= 2, "an integer >= 2"),
+            "alpha": (0.0 < self.alpha < 1.0, "a number in (0, 1)"),
+            "normalisation": (self.normalisation in NORMALISATIONS, f"one of {NORMALISATIONS}"),
+            "steps": (self.steps >= 1, "an integer >= 1"),
+            "lr": (self.lr > 0, "a number > 0"),
+            "d_model": (self.d_model >= 2 and self.d_model % 2 == 0, "an even integer >= 2 (2 heads)"),
+            "init_scale": (self.init_scale > 0, "a number > 0"),
+            "batch_size": (self.batch_size >= 1, "an integer >= 1"),
+        })
 
     @property
     def width(self) -> int:
