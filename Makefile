@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 # Kernels started by papermill and nbval must find this environment's python first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: book test bench clean
+.PHONY: book test bench cross-cpu clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(INSTALLED)
 ## Wall times of the spine: training steps and each chapter at its defaults.
 bench: $(INSTALLED)
 	$(PYTHON) -m ihcore.book.bench
+
+## Re-execute every chapter with seeds under another instruction-set setting; compare checked outputs and verdicts.
+cross-cpu: $(INSTALLED)
+	$(PYTHON) -m ihcore cross-cpu
 
 clean:
 	rm -rf _build

@@ -70,18 +70,19 @@ UNTIMED_ESTIMATE_S = 120.0  # the estimate for a chapter never executed here
 
 
 def run_chapter(chapter: Chapter, values: dict, *, in_place: bool = False, cell_timeout: int = 900,
-                figures: Path | None = None) -> Path:
+                figures: Path | None = None, output: Path | None = None) -> Path:
     """Execute ``chapter``'s notebook with parameter ``values`` (validated by the caller).
 
-    Writes ``<root>/<notebook>`` when ``in_place``, else ``_build/executed/<notebook>``.
-    The kernel runs in the output's folder, so the chapter's claims go to the
-    ``data/claims`` beside it. Progress bars are turned off in executed notebooks. With
-    ``figures``, every figure the chapter shows is also written there as PNG and SVG.
+    Writes ``<root>/<notebook>`` when ``in_place``, else ``output`` (default
+    ``_build/executed/<notebook>``). The kernel runs in the output's folder, so the chapter's
+    claims go to the ``data/claims`` beside it. Progress bars are turned off in executed
+    notebooks. With ``figures``, every figure the chapter shows is also written there as PNG
+    and SVG.
     """
     from jupyter_client.manager import KernelManager
 
     source = BOOK_ROOT / chapter.notebook
-    output = source if in_place else EXECUTED / chapter.notebook
+    output = source if in_place else output or EXECUTED / chapter.notebook
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_suffix(".partial.ipynb")
     os.environ["IHCORE_PROGRESS"] = "0"  # the kernel inherits this process's environment

@@ -1,6 +1,6 @@
 """Command line: ``python -m ihcore list | run CHAPTER [-p NAME VALUE]... [--in-place] | build |
 sweeps | sweep NAME [-p NAME VALUE]... [--shard i/n] [--results DIR] [--device D] |
-merge NAME | ship NAME [-p NAME VALUE]... [--results DIR] [--shards n]``."""
+merge NAME | ship NAME [-p NAME VALUE]... [--results DIR] [--shards n] | cross-cpu [CHAPTER]...``."""
 
 from __future__ import annotations
 
@@ -93,6 +93,30 @@ def sweep_command(args, overrides: dict[str, str]) -> int:
     return 0
 
 
+def cross_cpu_command(names: list[str], cell_timeout: int) -> int:
+    """``cross-cpu``: :func:`ihcore.book.cross_cpu.check_chapter` for each chapter named (default:
+    every chapter with a seeds parameter: those that train), a line each and the differences;
+    1 if any chapter differs."""
+    try:
+        chapters = [get_chapter(name) for name in names] or [
+            c for c in CHAPTERS.values() if any(p.name == "n_seeds" for p in c.parameters.parameters)]
+    except ParameterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from ihcore.book.cross_cpu import check_chapter  # deferred: papermill is a slow import
+
+    agree = True
+    for chapter in chapters:
+        report = check_chapter(chapter, cell_timeout=cell_timeout)
+        print(report.summary(), flush=True)
+        for index, committed, fresh in report.differing_cells:
+            print(f"  checked cell {index}:\n    committed: {committed.strip()[:500]}\n    rerun:     {fresh.strip()[:500]}")
+        for line in report.claim_disagreements:
+            print(f"  {line}")
+        agree &= report.agrees
+    return 0 if agree else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     pin_cpu_numerics()  # before any torch computation: sweeps run in this process, chapters in kernels it starts
     try:
@@ -116,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--cell-timeout", type=int, default=900)
     build.add_argument("--force", action="store_true", help="re-execute every chapter, ignoring the execution cache")
     commands.add_parser("sweeps", help="the registered sweeps: chapter, runs at defaults, description")
+    cross_cpu = commands.add_parser("cross-cpu", help="re-execute chapters under another instruction-set setting and "
+                                    "compare their checked outputs and verdicts with the committed ones (exit 1 if any differ)")
+    cross_cpu.add_argument("chapters", nargs="*", help="chapters (default: every chapter with seeds)")
+    cross_cpu.add_argument("--cell-timeout", type=int, default=900)
     for name, text in (("sweep", "run a sweep's runs (or one shard of them) that have no result file yet"),
                        ("merge", "collect a sweep's result files into <results>/<sweep>.json"),
                        ("ship", "collect a sweep's result files, with their provenance, into data/shipped/<sweep>.json")):
@@ -148,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"book: {build_book(args.cell_timeout, force=args.force)}")
         return 0
+    if args.command == "cross-cpu":
+        return cross_cpu_command(args.chapters, args.cell_timeout)
     try:
         chapter = get_chapter(args.chapter)
         values = chapter.parameters.parse(overrides)

@@ -13,6 +13,7 @@ of every run of the study; ``names`` are the three coefficients in the order
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -48,8 +49,14 @@ def crossing_times(times: np.ndarray, values: np.ndarray, levels) -> np.ndarray:
 
 def in_order(times: Mapping[str, float], c: float, names: Sequence[str] = KEY_COEFFICIENTS) -> bool:
     """Whether ``T_gamma3 < T_beta2 < T_alpha3`` at threshold ``c`` in ``times`` (a result holding
-    ``T_<name>@<c>``; ``names`` in the order alpha3, beta2, gamma3); False if one is NaN."""
-    late, middle, early = (times[f"T_{name}@{c:g}"] for name in names)
+    ``T_<name>@<c>``; ``names`` in the order alpha3, beta2, gamma3).
+
+    A time that is NaN (the level was never reached) counts as after the run's end (+inf, a
+    censored time): a coefficient that never reaches c comes after every one that does, and
+    two that never reach it are not in order. (Before, any NaN made the case "not in order";
+    this was changed after seeing Musat's full model at N = 2, where α3 or β2 ends near 0.5
+    and whether it crosses 0.5 at all changed with a 7th-digit change of the arithmetic.)"""
+    late, middle, early = (math.inf if math.isnan(t) else t for t in (times[f"T_{name}@{c:g}"] for name in names))
     return bool(early < middle < late)
 
 

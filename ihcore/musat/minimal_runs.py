@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from ihcore.spine.validation import refuse_invalid
 from ihcore.musat.disentangled import RESIDUALS, DisentangledConfig, DisentangledTransformer
 from ihcore.musat.emergence import crossing_times, emergence_times, in_order
 from ihcore.musat.reduced import CoefficientModel
@@ -35,6 +34,7 @@ from ihcore.spine import devices
 from ihcore.spine.fits import loglog_slope
 from ihcore.spine.markdown import markdown_table
 from ihcore.spine.train import Member, Seeds, run_in_groups, train_members
+from ihcore.spine.validation import refuse_invalid
 
 # model: the chapter's label of its run in the reduced-model comparison
 MODEL_LABELS = {"full": "full model, projected", "coefficients": "19 coefficients", "three": "3 parameters"}
@@ -384,7 +384,7 @@ def stress_summary(results: list[dict]) -> list[dict]:
             runs = sorted(own, key=lambda r: r["n_pairs"])
             timed = [previous_token_times(r, variant) for r in runs]
             share = float(runs[-1]["share_inside"][-1])
-            ordered = all(in_order(t, 0.5) for t in timed)
+            ordered = all(in_order(t, 0.5) and np.isfinite(t["T_alpha3@0.5"]) for t in timed)  # and alpha3 emerged
             times = [t["T_alpha3@0.5"] for t in timed]
             slope = loglog_slope([r["n_pairs"] for r in runs], times) if np.all(np.isfinite(times)) else float("nan")
             baseline_slope.setdefault(seed, slope)

@@ -106,22 +106,41 @@ def median_interval(values) -> tuple[float, float, float]:
     return ordered[k - 1], ordered[n - k], coverage(k)
 
 
+def printed_decimals(median: float, lower: float | None = None, upper: float | None = None) -> int | None:
+    """The decimals ``median`` is printed with, given its interval ``[lower, upper]``: those of the
+    smallest power of ten at or above the interval's width, so that no printed digit is finer
+    than the spread of the seeds (a rerun whose seeds land differently, as on another CPU, then
+    prints the same value unless its median moves across a rounding boundary); but at least one
+    significant digit when the interval excludes 0 (``0.2``, not ``0``, for 0.17 in [0.12, 0.25]).
+    ``None`` means 3 significant digits: no interval, an interval of width 0, or seeds that agree
+    to more than 3 digits. An unbounded interval (a seed at infinity, an event that never
+    happened) supports 1 significant digit."""
+    width = (upper - lower) if lower is not None and upper is not None else 0.0
+    leading = math.floor(math.log10(abs(median))) if median != 0 else None
+    if math.isinf(width):
+        return -leading if leading is not None else 0
+    if not width > 0:
+        return None
+    decimals = -math.ceil(math.log10(width))
+    if leading is None:
+        return decimals
+    if lower > 0 or upper < 0:
+        decimals = max(decimals, -leading)
+    return None if decimals > 2 - leading else decimals
+
+
 def estimate_text(median: float, lower: float | None = None, upper: float | None = None) -> str:
-    """``median`` at the precision its interval supports: rounded to the leading digit of the
-    interval's width (3 significant digits when there is no interval or it has width 0, and at
-    most 3 when the seeds agree to rounding; 1 when the interval is unbounded), so that what
-    is printed does not hang on one seed's rounding. ``"inf"`` for infinite values."""
+    """``median`` at the precision its interval supports (:func:`printed_decimals`); ``"inf"``
+    for infinite values."""
     if not math.isfinite(median):
         return str(median)
-    width = (upper - lower) if lower is not None and upper is not None else 0.0
-    if math.isinf(width):  # a seed at infinity (an event that never happened): 1 significant digit
-        return significant(median, 1)
-    if not width > 0:
-        return significant(median, 3)
-    decimals = -math.floor(math.log10(width))
-    if median != 0 and decimals > 2 - math.floor(math.log10(abs(median))):
-        return significant(median, 3)  # seeds that agree to rounding: 3 significant digits, not 8
-    value = round(median, decimals)
+    decimals = printed_decimals(median, lower, upper)
+    return significant(median, 3) if decimals is None else rounded_text(median, decimals)
+
+
+def rounded_text(value: float, decimals: int) -> str:
+    """``value`` rounded to ``decimals`` (negative: to tens, hundreds, ...), ``"0"`` if that is 0."""
+    value = round(value, decimals)
     return f"{value:.{max(decimals, 0)}f}" if value != 0 else "0"
 
 

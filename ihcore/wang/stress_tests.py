@@ -17,14 +17,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ihcore.spine.claims import estimate_text, median_interval
+from ihcore.spine.claims import estimate_text, median_interval, printed_decimals, rounded_text
 from ihcore.spine.markdown import markdown_table
 from ihcore.spine.train import History, Member, Seeds, run_in_groups, train_members
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 from ihcore.spine.validation import refuse_invalid
 from ihcore.wang import laziness, six_parameter
 from ihcore.wang.mixed_target import (
-    NORMALISATIONS, DiscreteMixedTarget, MixedTarget, component_measure, discrete_component_measure, sample_tokens
+    NORMALISATIONS,
+    DiscreteMixedTarget,
+    MixedTarget,
+    component_measure,
+    discrete_component_measure,
+    sample_tokens,
 )
 from ihcore.wang.phases import detect_phases, phase_one_end
 from ihcore.wang.six_parameter import SixParameterConfig
@@ -228,29 +233,18 @@ def single_row(row: dict) -> dict:
 
 def values_text(values: list[float]) -> str:
     """``"median [lower, upper]"`` over seeds: the median and its order-statistic interval
-    (:func:`ihcore.spine.claims.median_interval`), all three rounded to the same decimals: the
-    leading digit of the interval's width (as :func:`ihcore.spine.claims.estimate_text`), but
-    never more than 3 significant digits of the median; an unbounded interval (a seed at ∞)
-    supports 1 significant digit."""
+    (:func:`ihcore.spine.claims.median_interval`), all three rounded to the decimals the median is
+    printed with (:func:`ihcore.spine.claims.printed_decimals`)."""
     if not values:
         return "–"
     lower, upper, _ = median_interval(values)
     middle = float(statistics.median(values))
-    scale = max((abs(v) for v in (middle, lower, upper) if math.isfinite(v) and v != 0), default=1.0)
-    leading = math.floor(math.log10(scale))
-    width = upper - lower
-    if not math.isfinite(width):
-        decimals = -leading  # 1 significant digit
-    elif width > 0:
-        decimals = min(2 - leading, -math.floor(math.log10(width)))
-    else:
-        decimals = None  # all seeds agree: 3 significant digits, as estimate_text
+    decimals = printed_decimals(middle, lower, upper) if math.isfinite(middle) else None
 
     def text(value: float) -> str:
         if not math.isfinite(value) or decimals is None:
             return estimate_text(value)
-        rounded = round(value, decimals)
-        return f"{rounded:.{max(decimals, 0)}f}" if rounded != 0 else "0"
+        return rounded_text(value, decimals)
 
     return f"{text(middle)} [{text(lower)}, {text(upper)}]"
 

@@ -36,7 +36,9 @@ def test_in_order_and_its_share_over_results_and_thresholds():
     good = {"T_gamma3@0.5": 1.0, "T_beta2@0.5": 2.0, "T_alpha3@0.5": 3.0,
             "T_gamma3@0.1": 1.0, "T_beta2@0.1": 0.5, "T_alpha3@0.1": 3.0}
     assert in_order(good, 0.5) and not in_order(good, 0.1)
-    assert not in_order({**good, "T_alpha3@0.5": math.nan}, 0.5)
+    assert in_order({**good, "T_alpha3@0.5": math.nan}, 0.5)  # never reached: after the run's end
+    assert not in_order({**good, "T_gamma3@0.5": math.nan}, 0.5)
+    assert not in_order({**good, "T_alpha3@0.5": math.nan, "T_beta2@0.5": math.nan}, 0.5)
     assert order_share([good, good]) == 0.5
     assert in_order({"T_a~@0.5": 3.0, "T_b~@0.5": 2.0, "T_c~@0.5": 1.0}, 0.5, names=("a~", "b~", "c~"))
 

@@ -93,7 +93,7 @@ def test_a_row_over_seeds_counts_marks_and_gives_the_median_with_its_interval():
 
 
 def test_values_over_seeds_print_at_most_the_precision_their_interval_supports():
-    assert stress_tests.values_text([0.014, 0.104, 0.026, 0.011, 0.004]) == "0 [0, 0.1]"  # width 0.1: one decimal
+    assert stress_tests.values_text([0.014, 0.104, 0.026, 0.011, 0.004]) == "0.01 [0, 0.10]"  # width 0.1, excludes 0
     assert stress_tests.values_text([1.05370, 1.05372, 1.05374, 1.0537, 1.0538]) == "1.05 [1.05, 1.05]"  # ≤ 3 digits
     assert stress_tests.values_text([840.0, 380.0, float("inf"), 900.0, 500.0]) == "800 [400, inf]"  # unbounded: 1 digit
     assert stress_tests.values_text([7.0] * 5) == "7 [7, 7]" and stress_tests.values_text([]) == "–"
