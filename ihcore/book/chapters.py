@@ -7,7 +7,7 @@ which tabulates every chapter's claims, comes last.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ihcore.across import context_scaling, recipes
@@ -147,7 +147,7 @@ SINGH = Chapter(
             Parameter("scale", str, "quick", "quick: the knobs below (what CI re-executes); paper: Singh et al.'s own "
                       "settings (experiments.PAPER_SCALE), whatever the knobs say", choices=singh_experiments.SCALES),
             SEED,
-            N_SEEDS,
+            replace(N_SEEDS, default=singh_experiments.QUICK_N_SEEDS),
             Parameter("n_classes", int, SinghSetting.n_classes, "training classes (paper: 50)", 2, 10_000),
             Parameter("n_labels", int, SinghSetting.n_labels, "labels (paper: 5)", 2, 64),
             Parameter("item_dim", int, SinghSetting.item_dim, "dimension of the generated item features (paper's ResNet features: 512)", 2, 1024),

@@ -110,11 +110,12 @@ def printed_decimals(median: float, lower: float | None = None, upper: float | N
     """The decimals ``median`` is printed with, given its interval ``[lower, upper]``: those of the
     smallest power of ten at or above the interval's width, so that no printed digit is finer
     than the spread of the seeds (a rerun whose seeds land differently, as on another CPU, then
-    prints the same value unless its median moves across a rounding boundary); but at least one
-    significant digit when the interval excludes 0 (``0.2``, not ``0``, for 0.17 in [0.12, 0.25]).
-    ``None`` means 3 significant digits: no interval, an interval of width 0, or seeds that agree
-    to more than 3 digits. An unbounded interval (a seed at infinity, an event that never
-    happened) supports 1 significant digit."""
+    prints the same value unless its median moves across a rounding boundary). Where the value
+    so rounded falls outside the interval (``0`` for 0.17 in [0.12, 0.25], or ``2`` for 1.7 in
+    [1.46, 1.97]) it is printed to one significant digit instead (``0.2``, ``2``), never to more.
+    ``None`` means 3 significant digits: no interval, an interval of width 0, or seeds that
+    agree to more than 3 digits. An unbounded interval (a seed at infinity, an event that
+    never happened) supports 1 significant digit."""
     width = (upper - lower) if lower is not None and upper is not None else 0.0
     leading = math.floor(math.log10(abs(median))) if median != 0 else None
     if math.isinf(width):
@@ -124,8 +125,8 @@ def printed_decimals(median: float, lower: float | None = None, upper: float | N
     decimals = -math.ceil(math.log10(width))
     if leading is None:
         return decimals
-    if lower > 0 or upper < 0:
-        decimals = max(decimals, -leading)
+    if not lower <= round(median, decimals) <= upper:
+        decimals = -leading
     return None if decimals > 2 - leading else decimals
 
 
@@ -418,6 +419,17 @@ def disagreements(fresh_dir: Path | str, committed_dir: Path | str) -> list[str]
             elif old.interval is None and not math.isclose(claim.measured, old.measured, rel_tol=1e-2, abs_tol=1e-6):
                 problems.append(f"{where}: value {claim.measured:.6g}, committed {old.measured:.6g}")
     return problems
+
+
+def intervals_markdown(claims: list[Claim]) -> str:
+    """What a chapter's checked summary rounds, as a Markdown table: per claim its id, kind,
+    verdict, the median with its interval and coverage (:meth:`Claim.interval_text`) and the rule
+    (and the ``partly`` rule). Chapters show it unchecked, beside the checked summary: the
+    intervals' ends are single seeds' values, which move on another CPU."""
+    return markdown_table(
+        ["claim", "kind", "verdict", "measured: median [interval], seeds, coverage", "rule (partly)"],
+        [[f"`{c.id}`", c.kind, f"**{c.verdict}**", c.interval_text(), c.rule + (f" ({c.partly})" if c.partly else "")]
+         for c in claims])
 
 
 def claims_markdown(claims: list[Claim], chapter_names: Mapping[str, str] | None = None) -> str:

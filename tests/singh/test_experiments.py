@@ -11,7 +11,7 @@ from ihcore.singh import ClampedRunConfig, SinghSetting, experiments
 from ihcore.singh.subcircuits import strongest_heads, train_baseline
 from ihcore.spine.train import History
 
-P = SINGH.parameters.validate({})
+P = SINGH.parameters.validate({"n_seeds": 5})  # five seeds keep the lists below short
 
 
 def history(loss, accuracy=None, **values) -> History:
@@ -23,7 +23,9 @@ def history(loss, accuracy=None, **values) -> History:
 
 def test_the_chapter_defaults_are_the_studys_dataclass_defaults():
     assert experiments.baseline_setting(P) == SinghSetting()
-    assert P.n_seeds == 5 and experiments.chapter_seeds(P) == [0, 1, 2, 3, 4]
+    assert experiments.chapter_seeds(P) == [0, 1, 2, 3, 4]
+    assert SINGH.parameters.validate({}).n_seeds == experiments.QUICK_N_SEEDS == 10
+    assert experiments.at_scale(SINGH.parameters.validate({"scale": "paper"})).n_seeds == 5  # the shipped seeds
     configs = experiments.clamp_configs(P, {"previous_token_head": 0, "induction_head": 0})
     assert {c.steps for c in configs if c.condition == "none"} == {ClampedRunConfig.steps}
     assert {(c.steps, c.eval_every) for c in configs if c.condition != "none"} == {(P.sweep_steps, P.sweep_steps // 40)}

@@ -115,7 +115,8 @@ def test_a_three_layer_baseline_run_is_possible_without_clamps():
 def test_a_run_through_the_sweep_registry_equals_a_direct_run():
     sweep = sweep_registry.SWEEPS["singh-clamps"]
     p = sweep.parameters({"clamp_steps": 10, "eval_every": 5, "n_heads": 2, "d_model": 8, "item_dim": 8, "n_classes": 4,
-                          "steps": 10, "slow_steps": 10, "sweep_steps": 10, "sweep_classes": 5, "sweep_labels": 6})
+                          "steps": 10, "slow_steps": 10, "sweep_steps": 10, "sweep_classes": 5, "sweep_labels": 6,
+                          "n_seeds": 5})
     configs = sweep.configs(p, {"previous_token_head": [1, 0, 1, 0, 1], "induction_head": [1, 1, 0, 0, 1]})
     config = configs[3 * p.n_seeds + 2]  # condition 3, third seed
     assert isinstance(config, ClampedRunConfig) and (config.seed, config.active_head) == (2, 0)

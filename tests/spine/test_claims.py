@@ -262,7 +262,8 @@ def test_a_claim_cannot_be_declared_or_measured_twice():
 @pytest.mark.parametrize("median, lower, upper, text", [
     (0.54, 0.505, 0.56, "0.5"), (23.2, 22.1, 25.1, "20"), (0.98, 0.96, 0.99, "1.0"),  # step: the power of ten >= width
     (0.004, 0.0, 0.03, "0"), (-0.069, -0.265, 0.069, "0"),  # an interval around 0 may print 0
-    (0.1739, 0.12, 0.25, "0.2"), (25.3, 5.0, 40.0, "30"),  # one that excludes 0 keeps one significant digit
+    (8.75, 7.9, 11.25, "10"), (2.0, 1.0, 3.0, "2"),
+    (0.1739, 0.12, 0.25, "0.2"), (25.3, 5.0, 40.0, "30"), (1.67, 1.46, 1.97, "2"),  # rounded outside: 1 digit
     (7.0, 7.0, 7.0, "7"), (1.4348, None, None, "1.43"), (1234.5, None, None, "1230"),  # no spread: 3 digits
     (0.40000001, 0.4, 0.40000002, "0.4"),  # seeds that agree to rounding: 3 digits, not 8
     (math.inf, 3.0, math.inf, "inf"), (640.0, 400.0, math.inf, "600"),  # a seed at infinity: 1 digit
@@ -276,7 +277,7 @@ def test_estimate_survives_a_rerun_whose_seeds_land_differently():
     instruction-set settings in this book's Musat and Singh chapters: the printed estimate stays."""
     assert seeds_estimate([1.46, 1.52, 1.67, 1.80, 1.97]) == seeds_estimate([1.40, 1.55, 1.76, 1.90, 2.04]) == "2"
     assert seeds_estimate([1.125, 1.14, 1.17, 1.3, 1.5]) == seeds_estimate([1.125, 1.2, 1.29, 1.4, 1.5]) == "1"
-    assert seeds_estimate([0.0078, 0.012, 0.0215, 0.025, 0.031]) == seeds_estimate([0.002, 0.01, 0.0156, 0.03, 0.074])
+    assert seeds_estimate([7.9, 8.4, 8.75, 9.5, 11.25]) == seeds_estimate([7.1, 8.0, 8.45, 9.5, 11.25]) == "10"
 
 
 def write_ledger(directory, values, parameters=None):
