@@ -107,15 +107,18 @@ def median_interval(values) -> tuple[float, float, float]:
 
 
 def printed_decimals(median: float, lower: float | None = None, upper: float | None = None) -> int | None:
-    """The decimals ``median`` is printed with, given its interval ``[lower, upper]``: those of the
-    smallest power of ten at or above the interval's width, so that no printed digit is finer
-    than the spread of the seeds (a rerun whose seeds land differently, as on another CPU, then
-    prints the same value unless its median moves across a rounding boundary). Where the value
-    so rounded falls outside the interval (``0`` for 0.17 in [0.12, 0.25], or ``2`` for 1.7 in
-    [1.46, 1.97]) it is printed to one significant digit instead (``0.2``, ``2``), never to more.
-    ``None`` means 3 significant digits: no interval, an interval of width 0, or seeds that
-    agree to more than 3 digits. An unbounded interval (a seed at infinity, an event that
-    never happened) supports 1 significant digit."""
+    """The decimals ``median`` is printed with, given its interval ``[lower, upper]``.
+
+    Those of the smallest power of ten at or above the interval's width, so that no printed
+    digit is finer than the spread of the seeds: a rerun whose seeds land differently (as on
+    another CPU) then prints the same value unless its median moves across a rounding boundary.
+    Where the value so rounded falls outside the interval: a value rounded away below its
+    leading digit (``0`` for 0.17 in [0.12, 0.25]) gets one significant digit (``0.2``); one
+    rounded at a digit after its leading one (``110`` for 114.3 in [113.5, 115.3]) is rounded
+    finer until it falls inside (``114``); one rounded at its leading digit stays (``2`` for 1.67
+    in [1.46, 1.97]). ``None`` means 3 significant digits: no interval, an interval of width 0,
+    or seeds that agree to more than 3 digits. An unbounded interval (a seed at infinity, an
+    event that never happened) supports 1 significant digit."""
     width = (upper - lower) if lower is not None and upper is not None else 0.0
     leading = math.floor(math.log10(abs(median))) if median != 0 else None
     if math.isinf(width):
@@ -125,8 +128,16 @@ def printed_decimals(median: float, lower: float | None = None, upper: float | N
     decimals = -math.ceil(math.log10(width))
     if leading is None:
         return decimals
-    if not lower <= round(median, decimals) <= upper:
-        decimals = -leading
+
+    def outside(d: int) -> bool:
+        return not lower <= round(median, d) <= upper
+
+    if outside(decimals):
+        if decimals < -leading:
+            decimals = -leading
+        elif decimals > -leading:
+            while outside(decimals) and decimals < 2 - leading:
+                decimals += 1
     return None if decimals > 2 - leading else decimals
 
 

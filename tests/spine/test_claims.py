@@ -263,7 +263,8 @@ def test_a_claim_cannot_be_declared_or_measured_twice():
     (0.54, 0.505, 0.56, "0.5"), (23.2, 22.1, 25.1, "20"), (0.98, 0.96, 0.99, "1.0"),  # step: the power of ten >= width
     (0.004, 0.0, 0.03, "0"), (-0.069, -0.265, 0.069, "0"),  # an interval around 0 may print 0
     (8.75, 7.9, 11.25, "10"), (2.0, 1.0, 3.0, "2"),
-    (0.1739, 0.12, 0.25, "0.2"), (25.3, 5.0, 40.0, "30"), (1.67, 1.46, 1.97, "2"),  # rounded outside: 1 digit
+    (0.1739, 0.12, 0.25, "0.2"), (25.3, 5.0, 40.0, "30"),  # rounded outside, below the leading digit: 1 digit
+    (114.3, 113.5, 115.3, "114"), (1.67, 1.46, 1.97, "2"),  # after it: finer until inside; at it: stays
     (7.0, 7.0, 7.0, "7"), (1.4348, None, None, "1.43"), (1234.5, None, None, "1230"),  # no spread: 3 digits
     (0.40000001, 0.4, 0.40000002, "0.4"),  # seeds that agree to rounding: 3 digits, not 8
     (math.inf, 3.0, math.inf, "inf"), (640.0, 400.0, math.inf, "600"),  # a seed at infinity: 1 digit
