@@ -219,9 +219,15 @@ class Claim:
         return f"{self.measured:.3g} [{lower:.3g}, {upper:.3g}], {self.n_seeds} seeds, {100 * self.coverage:.1f}% CI"
 
     def summary(self) -> str:
-        """One line stable across machines: id, verdict, and the estimate at its supported precision."""
-        over = f" over {self.n_seeds} seeds" if self.per_seed is not None else ""
-        return f"{self.id} ({self.kind}): {self.verdict} — {self.quantity} ≈ {self.estimate()}{over} (rule {self.rule})"
+        """One line stable across machines, what a checked cell prints: id, kind, verdict, the
+        quantity and the rule, and for a claim measured once its value (:meth:`estimate`). A claim
+        over seeds prints no value: even at its interval's precision a median of a few trained
+        seeds can move across a rounding boundary when the seeds land differently (another CPU),
+        while its verdict does not unless its interval meets the rule's threshold; its median and
+        interval are in :func:`intervals_markdown`, which chapters show unchecked."""
+        if self.per_seed is not None:
+            return f"{self.id} ({self.kind}): {self.verdict} — {self.quantity}, over {self.n_seeds} seeds (rule {self.rule})"
+        return f"{self.id} ({self.kind}): {self.verdict} — {self.quantity} ≈ {self.estimate()} (rule {self.rule})"
 
 
 class ClaimsLedger:

@@ -273,6 +273,18 @@ def test_estimate_is_printed_at_the_precision_of_its_interval(median, lower, upp
     assert estimate_text(median, lower, upper) == text
 
 
+def test_a_summary_over_seeds_depends_on_the_verdict_not_on_the_seeds_values():
+    first, second = seed_ledger(), seed_ledger()
+    first.measure("c", [0.6, 0.7, 0.8, 0.9, 0.95])
+    second.measure("c", [0.55, 0.66, 0.85, 0.91, 0.99])
+    assert first.claims()[0].summary() == second.claims()[0].summary()
+    assert "reproduced" in first.claims()[0].summary() and "5 seeds" in first.claims()[0].summary()
+    single = ClaimsLedger("toy")
+    single.expect("d", source="s", provenance="paper", statement="s", quantity="q", rule=at_most(0.1), kind="check")
+    single.measure("d", 0.01234)
+    assert "≈ 0.0123" in single.claims()[0].summary()  # a claim measured once prints its value
+
+
 def test_estimate_survives_a_rerun_whose_seeds_land_differently():
     """Pairs of ensembles with the medians and interval ends that the same runs had under two
     instruction-set settings in this book's Musat and Singh chapters: the printed estimate stays."""
