@@ -79,7 +79,8 @@ POSITIONS = (
         wang="previous-token first by construction (layer-wise training); then positional before dot product",
         agreement="disagree: only Musat et al. claim an order",
         evidence=(("musat", "order-full"), ("across", "order-musat-lens"), ("across", "order-singh-lens"),
-                  ("across", "order-adam"), ("across", "order-sgd"), ("across", "order-sgd-small")),
+                  ("across", "order-adam"), ("across", "order-adam-small"), ("across", "order-sgd"),
+                  ("across", "order-sgd-small")),
     ),
     Row(
         topic="How does the time grow with the context?",
@@ -88,7 +89,7 @@ POSITIONS = (
         wang="with an unnormalised target the plateau grows with L (the IH signal shrinks like 1/L)",
         agreement="Musat et al. alone make it a law",
         evidence=(("musat", "slope-full"), ("across", "n-squared-singh-task"), ("across", "n-squared-musat-task"),
-                  ("across", "n-squared-adam"), ("across", "n-squared-sgd")),
+                  ("across", "n-squared-adam"), ("across", "n-squared-adam-small"), ("across", "n-squared-sgd")),
     ),
     Row(
         topic="Which training does each claim need?",
@@ -98,8 +99,9 @@ POSITIONS = (
         wang="layer-wise gradient flow from a small initialisation (the analysis); Adam in the v3 experiments",
         agreement="differ: the theories assume gradient descent from a small start, Singh et al.'s evidence "
         "is Adam; this book's recipe controls test both recipes on the same model",
-        evidence=(("across", "order-adam"), ("across", "order-sgd"), ("across", "order-sgd-small"),
-                  ("across", "n-squared-adam"), ("across", "n-squared-sgd")),
+        evidence=(("across", "order-adam"), ("across", "order-adam-small"), ("across", "order-sgd"),
+                  ("across", "order-sgd-small"), ("across", "n-squared-adam"), ("across", "n-squared-adam-small"),
+                  ("across", "n-squared-sgd")),
     ),
 )
 

@@ -188,14 +188,14 @@ register(Sweep(
 _RECIPE_CHUNK = recipes.DEFAULT_N_SEEDS
 
 register(Sweep(
-    "across-recipe-order", "across", "Singh's baseline model trained by each recipe (Adam; SGD from a small init) "
+    "across-recipe-order", "across", "Singh's baseline model trained by each recipe (Adam; Adam at a small rate; SGD; SGD from a small init) "
     "at recipe_n_seeds seeds, each read through both lenses, long runs (the order read at half and full length)",
-    recipes.order_configs, subcircuit_order.run, key_fields=("optimizer", "init_scale", "seed"),
+    recipes.order_configs, subcircuit_order.run, key_fields=("optimizer", "init_scale", "lr", "seed"),
     run_many=subcircuit_order.run_many, chunk=_RECIPE_CHUNK,
 ))
 register(Sweep(
     "across-recipe-scaling", "across", "phase-change time against N on Musat's token task for each recipe, "
     "recipe_n_seeds seeds, N up to recipe_musat_n_max; the seeds of each (recipe, N) as one ensemble",
-    recipes.scaling_configs, context_scaling.run, key_fields=("optimizer", "init_scale", "n_pairs", "seed"),
+    recipes.scaling_configs, context_scaling.run, key_fields=("optimizer", "init_scale", "lr", "n_pairs", "seed"),
     run_many=context_scaling.run_many, chunk=_RECIPE_CHUNK,
 ))

@@ -36,6 +36,22 @@ def test_every_recipe_trains_its_seeds_with_its_own_optimizer_init_and_learning_
         (r.name, r.lr_musat, r.scaling_steps) for r in with_scaling}
 
 
+def test_recipes_that_share_an_optimizer_and_init_are_told_apart_by_their_learning_rate():
+    p = SWEEPS["across-recipe-scaling"].parameters({})
+    names = [recipes.recipe_of(c) for c in recipes.order_configs(p) + recipes.scaling_configs(p)]
+    assert set(names) == set(recipes.RECIPE_NAMES)
+    adam, adam_small = recipes.get_recipe("adam"), recipes.get_recipe("adam-small")
+    assert (adam.optimizer, adam.init_scale) == (adam_small.optimizer, adam_small.init_scale)
+    assert adam_small.lr_singh < adam.lr_singh and adam_small.lr_musat < adam.lr_musat
+    with pytest.raises(KeyError):
+        recipes.recipe_of({"optimizer": "adam", "init_scale": 1.0, "lr": 0.123})
+
+
+def test_only_judged_recipes_get_a_slope_claim_and_every_recipe_has_n_scaling_runs():
+    assert all(r.scaling_steps for r in recipes.RECIPES)
+    assert [r.name for r in recipes.RECIPES if not r.judge_slope] == ["sgd-small"]
+
+
 def test_recipe_defaults_give_at_least_ten_seeds():
     assert recipes.DEFAULT_N_SEEDS >= 10
 
@@ -141,6 +157,12 @@ def test_verdicts_and_sentence_come_from_the_claims():
     assert recipes.recipe_verdicts(order, None, n_no_rise=6, n_seeds=10)["order"] == recipes.NOT_REACHED
     sentence = recipes.recipe_sentence(recipes.RECIPES[0], verdicts, order, slope, 10, 10)
     assert "appears" in sentence and "holds in part" in sentence and "nan" not in sentence
+    # N-scaling runs made but not judged: the law is not reached when at most half the seeds have a slope
+    assert recipes.recipe_verdicts(order, None, n_seeds=10, n_slopes=0)["law"] == recipes.NOT_REACHED
+    assert recipes.recipe_verdicts(order, None, n_seeds=10, n_slopes=8)["law"] == "not judged"
+    unjudged = recipes.recipe_sentence(recipes.get_recipe("sgd-small"), recipes.recipe_verdicts(order, None, n_seeds=10,
+                                       n_slopes=0), order, None, 10, 10, n_slopes=0)
+    assert recipes.NOT_REACHED in unjudged and "0 of 10 seeds" in unjudged
 
 
 @pytest.mark.parametrize("name", RECIPE_SWEEPS)
