@@ -6,8 +6,8 @@ comparisons). Kernels inherit these variables from the pytest process, as they d
 pinned instruction sets of :mod:`ihcore.spine.reproducibility`, set before torch is imported.
 
 At the end of the session, every ledger the re-executed notebooks wrote is compared with
-the committed one (:func:`ihcore.spine.claims.disagreements`: the same verdict, the median
-inside the committed interval); a disagreement fails the run.
+the committed one (:func:`ihcore.spine.claims.disagreements`: the same verdict, an interval
+that meets the committed one); a disagreement fails the run.
 """
 
 import os

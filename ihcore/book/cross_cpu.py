@@ -10,7 +10,7 @@ dispatch, the best instruction set the CPU has, and MKL's ``COMPATIBLE`` path) i
 
 * the text outputs of every ``# NBVAL_CHECK_OUTPUT`` cell (:func:`checked_outputs`: what nbval
   compares), which must be identical;
-* every claim: same verdict, a median inside the committed interval, a single measurement
+* every claim: same verdict, an interval that meets the committed one, a single measurement
   within 1% (:func:`ihcore.spine.claims.disagreements`).
 
 ``python -m ihcore cross-cpu [CHAPTER ...]`` (``make cross-cpu``: every chapter that trains)

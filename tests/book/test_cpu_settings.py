@@ -5,7 +5,7 @@ The committed notebooks were executed with the math libraries pinned to their AV
 is re-executed with ATen's own dispatch (``ATEN_CPU_CAPABILITY=default``: the best the CPU
 has) and MKL's ``COMPATIBLE`` path (:mod:`ihcore.book.cross_cpu`): the trained weights then
 differ from the committed run's in the 6th to 7th digit, as on another CPU, and every checked
-output must still be identical, and every claim must keep its verdict with its median inside
+output must still be identical, and every claim must keep its verdict with an interval meeting
 the committed interval. ``make cross-cpu`` does the same for every chapter with seeds.
 """
 

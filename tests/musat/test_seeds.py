@@ -25,7 +25,7 @@ def test_by_seed_groups_results_in_order():
 
 
 def test_estimate_prints_the_median_at_the_precision_of_its_interval_not_one_seeds_digits():
-    assert estimate([0.91, 0.93, 0.92, 0.95, 0.90]) == "0.92"  # range 0.05: two decimals
+    assert estimate([0.91, 0.93, 0.92, 0.95, 0.90]) == "0.9"  # range 0.05: tenths
     assert estimate([120.4, 131.9, 125.2, 129.7, 127.1]) == "130"  # range 11.5: tens
     assert estimate([0.4, 0.40000001, 0.4, 0.39999999, 0.4]) == "0.4"  # seeds agree to rounding: 3 digits
     assert estimate([1.0, 1.0, math.nan, 1.0, math.inf]) == "1 (2 of 5 never)"

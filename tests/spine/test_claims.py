@@ -264,7 +264,8 @@ def test_a_claim_cannot_be_declared_or_measured_twice():
     (0.004, 0.0, 0.03, "0"), (-0.069, -0.265, 0.069, "0"),  # an interval around 0 may print 0
     (8.75, 7.9, 11.25, "10"), (2.0, 1.0, 3.0, "2"),
     (0.1739, 0.12, 0.25, "0.2"), (25.3, 5.0, 40.0, "30"),  # rounded outside, below the leading digit: 1 digit
-    (114.3, 113.5, 115.3, "114"), (1.67, 1.46, 1.97, "2"),  # after it: finer until inside; at it: stays
+    (114.3, 113.5, 115.3, "114"), (127.1, 120.4, 131.9, "130"),  # farther than the width: finer
+    (1.67, 1.46, 1.97, "2"),  # just outside: stays
     (7.0, 7.0, 7.0, "7"), (1.4348, None, None, "1.43"), (1234.5, None, None, "1230"),  # no spread: 3 digits
     (0.40000001, 0.4, 0.40000002, "0.4"),  # seeds that agree to rounding: 3 digits, not 8
     (math.inf, 3.0, math.inf, "inf"), (640.0, 400.0, math.inf, "600"),  # a seed at infinity: 1 digit
@@ -299,13 +300,15 @@ def write_ledger(directory, values, parameters=None):
     return ledger.write(parameters or {"seed": 0}, directory)
 
 
-def test_disagreements_compare_verdict_and_median_with_the_committed_interval(tmp_path):
+def test_disagreements_compare_verdict_and_interval_with_the_committed_ones(tmp_path):
     committed, fresh = tmp_path / "committed", tmp_path / "fresh"
     write_ledger(committed, [0.6, 0.7, 0.8, 0.9, 0.95])
     write_ledger(fresh, [0.61, 0.72, 0.79, 0.9, 0.97])
     assert disagreements(fresh, committed) == []
     write_ledger(fresh, [0.96, 0.97, 0.98, 0.99, 0.995])
-    assert disagreements(fresh, committed) == ["toy/c: median 0.98 outside the committed interval [0.6, 0.95]"]
+    assert disagreements(fresh, committed) == ["toy/c: interval [0.96, 0.995] does not meet the committed interval [0.6, 0.95]"]
+    write_ledger(fresh, [0.51, 0.52, 0.55, 0.6, 0.97])  # its median is outside, its interval meets: the same median
+    assert disagreements(fresh, committed) == []
     write_ledger(fresh, [0.4, 0.7, 0.8, 0.9, 0.95])
     assert disagreements(fresh, committed) == ["toy/c: verdict 'undecided', committed 'reproduced'"]
     write_ledger(fresh, [0.4, 0.7, 0.8, 0.9, 0.95], parameters={"seed": 3})
