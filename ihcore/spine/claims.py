@@ -116,10 +116,9 @@ def printed_decimals(median: float, lower: float | None = None, upper: float | N
     (``0`` for 0.17 in [0.12, 0.25]) it gets one significant digit (``0.2``); farther from the
     interval than the interval is wide (``110`` for 114.3 in [113.5, 115.3]) it is rounded finer
     until it is not (``114``); just outside it stays (``2`` for 1.67 in [1.46, 1.97]: a finer
-    digit would move with the seeds). ``None`` means 3
-    significant digits: no interval, an interval of width 0, or seeds that agree to more than 3
-    digits. An unbounded interval (a seed at infinity, an event that never happened) supports 1
-    significant digit."""
+    digit would move with the seeds). ``None`` means 3 significant digits: no interval, an
+    interval of width 0, or seeds that agree to more than 3 digits. An unbounded interval (a
+    seed at infinity, an event that never happened) supports 1 significant digit."""
     width = (upper - lower) if lower is not None and upper is not None else 0.0
     leading = math.floor(math.log10(abs(median))) if median != 0 else None
     if math.isinf(width):
