@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ihcore.book.build import copy_sources, run_chapter
 from ihcore.book.chapters import BOOK_ROOT, Chapter
-from ihcore.spine.claims import disagreements
+from ihcore.spine.claims import CLAIMS_ENV, disagreements
 
 ALTERNATE_CPU_ENVIRONMENT = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "ALL"}
 CROSS_CPU = BOOK_ROOT / "_build" / "cross-cpu"
@@ -76,12 +76,14 @@ class CrossCpuReport:
 def check_chapter(chapter: Chapter, *, destination: Path = CROSS_CPU, cell_timeout: int = 900) -> CrossCpuReport:
     """Re-execute ``chapter`` at its defaults under :data:`ALTERNATE_CPU_ENVIRONMENT` into
     ``destination`` (beside a copy of the sources and the committed ledgers, which chapters that
-    read other chapters' claims need) and compare it with the committed notebook and ledger."""
+    read other chapters' claims need; the kernel's claims directory is that copy, whatever
+    ``$IHCORE_CLAIMS_DIR`` says) and compare it with the committed notebook and ledger."""
     copy_sources(destination, notebooks=False)
     claims = destination / "data" / "claims"
     shutil.copytree(COMMITTED_CLAIMS, claims, dirs_exist_ok=True)
-    saved = {name: os.environ.get(name) for name in ALTERNATE_CPU_ENVIRONMENT}
-    os.environ.update(ALTERNATE_CPU_ENVIRONMENT)  # the kernel inherits it
+    environment = {**ALTERNATE_CPU_ENVIRONMENT, CLAIMS_ENV: str(claims)}  # the kernel inherits it
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     try:
         fresh = run_chapter(chapter, chapter.parameters.parse({}), cell_timeout=cell_timeout,
                             output=destination / chapter.notebook)

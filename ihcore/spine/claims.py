@@ -21,6 +21,13 @@ either -> "not reproduced"; otherwise the interval straddles a threshold -> "und
 (at S seeds: more seeds may decide it). A claim measured by one number (a closed form, a
 construction, a deterministic flow) is judged on that number.
 
+**Claims that count seeds** (``expect(..., statistic="share")``): per seed 1 or 0 (the order
+held, or not); the estimate is the share of seeds with 1 and its interval the exact
+(Clopper–Pearson) 95% interval of that share (:func:`share_interval`). The median's interval of
+0/1 values is the range at 5 seeds, so one seed that flips (as one did in the cross-paper chapter
+under another instruction-set setting, 4 of 5 -> 5 of 5) flips the verdict; 5 of 5 does not show
+a share above one half at 95% either, and the share's interval says so.
+
 :meth:`ClaimsLedger.write` saves ``<claims dir>/<chapter>.json`` atomically, and the book's
 introduction tabulates every chapter's file (:func:`claims_markdown`).
 
@@ -44,6 +51,7 @@ import numpy as np
 from ihcore.spine.markdown import markdown_table
 
 VERDICTS = ("reproduced", "partly", "undecided", "not reproduced")
+STATISTICS = ("median", "share")  # what a claim over seeds estimates (see the module docstring)
 KINDS = ("reproduction", "check", "beyond")
 KIND_NAMES = {"reproduction": "reproductions of a paper's empirical statement",
               "check": "checks of a derivation or construction", "beyond": "tests beyond the papers"}
@@ -104,6 +112,17 @@ def median_interval(values) -> tuple[float, float, float]:
     while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= CONFIDENCE:
         k += 1
     return ordered[k - 1], ordered[n - k], coverage(k)
+
+
+def share_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The exact (Clopper–Pearson) two-sided ``confidence`` interval of a share: ``successes``
+    of ``n`` seeds. ``(0, ·)`` when none, ``(·, 1)`` when all."""
+    from scipy.stats import beta
+
+    tail = (1 - confidence) / 2
+    lower = 0.0 if successes == 0 else float(beta.ppf(tail, successes, n - successes + 1))
+    upper = 1.0 if successes == n else float(beta.ppf(1 - tail, successes + 1, n - successes))
+    return lower, upper
 
 
 def printed_decimals(median: float, lower: float | None = None, upper: float | None = None) -> int | None:
@@ -182,7 +201,9 @@ class Claim:
     claim over seeds). per_seed: the per-seed values (None for a single measurement);
     interval: ``[lower, upper]`` of the median's confidence interval and coverage its
     coverage (None without seeds). seeds_note: why a claim on a trained model has fewer
-    than :data:`MIN_SEEDS` seeds (or none), when it does.
+    than :data:`MIN_SEEDS` seeds (or none), when it does. statistic: ``"median"``, or
+    ``"share"`` for a claim that counts seeds (measured: the share of seeds with 1; interval:
+    :func:`share_interval`).
     """
 
     id: str
@@ -201,6 +222,7 @@ class Claim:
     interval: list[float] | None = None
     coverage: float | None = None
     seeds_note: str = ""
+    statistic: str = "median"
 
     @property
     def n_seeds(self) -> int:
@@ -252,6 +274,7 @@ class ClaimsLedger:
         partly: Rule | None = None,
         figure: str = "",
         seeds_note: str = "",
+        statistic: str = "median",
     ) -> None:
         """Declare a claim, its kind and its acceptance rule before any measurement.
 
@@ -259,7 +282,8 @@ class ClaimsLedger:
         training". ``kind`` is one of :data:`KINDS`. ``partly`` is an optional wider
         interval that earns "partly". ``seeds_note`` says why a claim on trained models is
         measured with fewer than :data:`MIN_SEEDS` seeds, or without seeds (e.g. "gradient
-        flow from zero initialisation on the population loss: no randomness").
+        flow from zero initialisation on the population loss: no randomness"). ``statistic``:
+        ``"median"`` (a value per seed), or ``"share"`` (1 or 0 per seed: the claim counts seeds).
         """
         if claim_id in self._expected:
             raise ValueError(f"claim {claim_id!r} declared twice")
@@ -267,9 +291,11 @@ class ClaimsLedger:
             raise ValueError(f"provenance must be one of {self.PROVENANCES}, got {provenance!r}")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if statistic not in STATISTICS:
+            raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
         self._expected[claim_id] = dict(
             source=source, provenance=provenance, statement=statement, quantity=quantity,
-            rule=rule, partly=partly, figure=figure, kind=kind, seeds_note=seeds_note,
+            rule=rule, partly=partly, figure=figure, kind=kind, seeds_note=seeds_note, statistic=statistic,
         )
 
     def measure(self, claim_id: str, value) -> Claim:
@@ -287,6 +313,8 @@ class ClaimsLedger:
             values = [float(v) for v in value]
             if any(math.isnan(v) for v in values):
                 raise ValueError(f"claim {claim_id!r}: a per-seed value is NaN: {values}")
+            if self._expected[claim_id]["statistic"] == "share" and not set(values) <= {0.0, 1.0}:
+                raise ValueError(f"claim {claim_id!r} counts seeds: every per-seed value must be 0 or 1, got {values}")
             if len(values) < MIN_SEEDS and not self._expected[claim_id]["seeds_note"]:
                 raise ValueError(f"claim {claim_id!r} has {len(values)} seeds, fewer than {MIN_SEEDS}, "
                                  "and no seeds_note saying why")
@@ -298,7 +326,10 @@ class ClaimsLedger:
     def claim(self, claim_id: str) -> Claim:
         spec, value = self._expected[claim_id], self._measured[claim_id]
         rule, partly = spec["rule"], spec["partly"]
-        if isinstance(value, list):
+        if isinstance(value, list) and spec["statistic"] == "share":
+            (lower, upper), coverage = share_interval(int(sum(value)), len(value)), CONFIDENCE
+            measured, per_seed, interval = sum(value) / len(value), value, [lower, upper]
+        elif isinstance(value, list):
             lower, upper, coverage = median_interval(value)
             measured, per_seed, interval = float(median(value)), value, [lower, upper]
         else:
@@ -317,7 +348,7 @@ class ClaimsLedger:
             statement=spec["statement"], quantity=spec["quantity"], rule=rule.describe(),
             partly=partly.describe() if partly else None, measured=measured, verdict=verdict,
             figure=spec["figure"], kind=spec["kind"], per_seed=per_seed, interval=interval,
-            coverage=coverage, seeds_note=spec["seeds_note"],
+            coverage=coverage, seeds_note=spec["seeds_note"], statistic=spec["statistic"],
         )
 
     def plan_markdown(self) -> str:
@@ -350,8 +381,11 @@ class ClaimsLedger:
         return path
 
 
+CLAIMS_ENV = "IHCORE_CLAIMS_DIR"
+
+
 def claims_dir() -> Path:
-    return Path(os.environ.get("IHCORE_CLAIMS_DIR", "../data/claims"))
+    return Path(os.environ.get(CLAIMS_ENV, "../data/claims"))
 
 
 def write_json_atomic(path: Path, document: dict) -> None:

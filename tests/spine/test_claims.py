@@ -24,6 +24,7 @@ from ihcore.spine.claims import (
     load_claims,
     median_interval,
     seeds_estimate,
+    share_interval,
 )
 
 
@@ -318,3 +319,30 @@ def test_disagreements_compare_verdict_and_interval_with_the_committed_ones(tmp_
 def test_seeds_estimate_is_the_median_at_its_intervals_precision():
     assert seeds_estimate([0.31, 0.4237, 0.58, 0.40, 0.47]) == "0.4"
     assert seeds_estimate(np.array([600.0, 550.0, 700.0, 650.0, 620.0])) == "600"
+
+
+def test_share_interval_is_the_exact_clopper_pearson_interval():
+    assert share_interval(4, 5) == pytest.approx((0.28358, 0.99495), abs=1e-5)
+    assert share_interval(5, 5) == pytest.approx((0.47818, 1.0), abs=1e-5)  # all 5: not yet above 1/2 at 95%
+    assert share_interval(0, 10) == pytest.approx((0.0, 0.30850), abs=1e-5)
+
+
+def share_ledger():
+    ledger = ClaimsLedger("toy")
+    ledger.expect("c", source="s", provenance="paper", statement="s", quantity="q", rule=at_least(0.5),
+                  kind="reproduction", statistic="share")
+    return ledger
+
+
+def test_a_claim_that_counts_seeds_is_judged_on_the_share_and_keeps_its_verdict_when_one_seed_flips():
+    four, five = share_ledger(), share_ledger()
+    claim = four.measure("c", [1, 0, 1, 1, 1])
+    assert claim.measured == 0.8 and claim.interval == pytest.approx([0.28358, 0.99495], abs=1e-5)
+    assert claim.verdict == five.measure("c", [1, 1, 1, 1, 1]).verdict == "undecided"
+    assert share_ledger().measure("c", [1] * 20).verdict == "reproduced"  # 20 of 20: [0.83, 1]
+    assert share_ledger().measure("c", [0] * 10).verdict == "not reproduced"
+    with pytest.raises(ValueError, match="every per-seed value must be 0 or 1"):
+        share_ledger().measure("c", [1, 0, 0.5, 1, 1])
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        ClaimsLedger("toy").expect("c", source="s", provenance="paper", statement="s", quantity="q",
+                                   rule=at_least(0.5), kind="check", statistic="mean")
