@@ -148,13 +148,24 @@ register(Sweep(
     prepare=singh_heads, prepare_example=_HEADS_EXAMPLE, run_many=subcircuits.run_many, chunk=40,
 ))
 register(Sweep(
-    "singh-settings", "singh", "quick: the baseline at the slower slow_lr, and with isotropic prototypes; paper: with "
-    "learned positions and no LayerNorm, and with isotropic prototypes (first seed)",
-    singh_experiments.setting_configs, subcircuits.run, key_fields=("lr", "prototypes"),
+    "singh-heads", "singh", "Fig 4b: the unclamped model with one layer-1 head active, for every head at each seed "
+    "(previous-token heads as singh-clamps); ten runs a batch, one ensemble",
+    singh_experiments.single_head_configs, subcircuits.run, key_fields=("active_head", "seed"),
+    prepare=singh_heads, prepare_example=_HEADS_EXAMPLE, run_many=subcircuits.run_many, chunk=10,
+))
+# The variants' seeds train as one ensemble: five runs a batch (one variant's seeds at paper scale).
+register(Sweep(
+    "singh-settings", "singh", "quick: the baseline at the slower slow_lr, and with isotropic prototypes (first seed); "
+    "paper: with learned positions and no LayerNorm, with isotropic prototypes, and at 3x the paper's learning "
+    "rate (every seed)",
+    singh_experiments.setting_configs, subcircuits.run, key_fields=("lr", "prototypes", "seed"),
+    run_many=subcircuits.run_many, chunk=5,
 ))
 register(Sweep(
-    "singh-models", "singh", "the baseline with 3 layers, and at half and double d_model (first seed)",
-    singh_experiments.model_variant_configs, subcircuits.run, key_fields=("n_layers", "d_model"),
+    "singh-models", "singh", "the baseline with 3 layers, and at half and double d_model (quick: first seed; paper: "
+    "every seed)",
+    singh_experiments.model_variant_configs, subcircuits.run, key_fields=("n_layers", "d_model", "seed"),
+    run_many=subcircuits.run_many, chunk=5,
 ))
 register(Sweep(
     "singh-toy", "singh", "the three-factor toy model with no factor, c, or b and c clamped, at each seed",

@@ -65,6 +65,8 @@ def at_scale(p, scale: str | None = None):
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     return p if scale == "quick" else SimpleNamespace(**{**vars(p), **PAPER_SCALE, "scale": "paper"})
 
+LEAVES_PLATEAU_LOSS = 0.9 * PLATEAU_LOSS  # a run has left the ln 2 plateau once its loss is below this
+
 # The data-dependence sweep (Singh et al., Fig 6): what each column leaves to learn -> the clamp condition.
 DATA_SWEEP_COLUMNS = {"only B": "1,2,3v,5 (layer 0 + copy: A+C)", "only C": "1,2,3qk,4 (match: A+B)",
                       "B and C": "1,2 (layer 0: A)"}
@@ -129,14 +131,36 @@ def unclamped(p, **changes) -> ClampedRunConfig:
     return chapter_config(p, **{"condition": "none", "active_head": None, "steps": p.steps, **changes})
 
 
-def setting_configs(p) -> list[ClampedRunConfig]:
-    """Quick scale: the baseline at the slower ``p.slow_lr`` for ``p.slow_steps``, and with isotropic
-    prototypes. Paper scale (the learning rate is the paper's already): the baseline with this book's
-    earlier architecture (learned positions, no LayerNorm), and with isotropic prototypes."""
+# A clearly labelled variant of the paper scale, beside (not instead of) the paper's lr 1e-5: the learning
+# rate's part in whether the baseline leaves the plateau within 1e6 sequences (3x the paper's rate).
+PAPER_VARIANT_LR = 3e-5
+
+
+def setting_variants(p) -> dict[str, dict]:
+    """Name -> changed fields of the baselines compared with the chapter's own (descriptive, no claim).
+
+    Quick scale: the slower ``p.slow_lr`` (for ``p.slow_steps``) and isotropic prototypes. Paper scale,
+    where the rate is the paper's already: this book's earlier architecture (learned positions, no
+    LayerNorm), isotropic prototypes in place of the low-rank stand-in, and :data:`PAPER_VARIANT_LR` --
+    one change each to the architecture, the stand-in features and the learning rate."""
     p = at_scale(p)
     if p.scale == "paper":
-        return [unclamped(p, positional="learned", layer_norm=False), unclamped(p, prototypes="isotropic")]
-    return [unclamped(p, lr=p.slow_lr, steps=p.slow_steps), unclamped(p, prototypes="isotropic")]
+        return {"learned positions, no LayerNorm": {"positional": "learned", "layer_norm": False},
+                "isotropic prototypes": {"prototypes": "isotropic"},
+                f"lr {PAPER_VARIANT_LR:g}": {"lr": PAPER_VARIANT_LR}}
+    return {f"lr {p.slow_lr:g}": {"lr": p.slow_lr, "steps": p.slow_steps}, "isotropic prototypes": {"prototypes": "isotropic"}}
+
+
+def variant_seeds(p) -> list[int]:
+    """The seeds of the setting and model variants: the first seed at the quick scale (its CI budget),
+    every seed of :func:`chapter_seeds` at paper scale."""
+    p = at_scale(p)
+    return chapter_seeds(p) if p.scale == "paper" else [p.seed]
+
+
+def setting_configs(p) -> list[ClampedRunConfig]:
+    """Each of :func:`setting_variants` at each of :func:`variant_seeds`, variant-major (unclamped, every head)."""
+    return [unclamped(p, seed=seed, **change) for change in setting_variants(p).values() for seed in variant_seeds(p)]
 
 
 def model_variants(p) -> dict[str, dict]:
@@ -147,9 +171,17 @@ def model_variants(p) -> dict[str, dict]:
 
 
 def model_variant_configs(p) -> list[ClampedRunConfig]:
-    """The baseline as each model of :func:`model_variants`."""
-    p = at_scale(p)
-    return [unclamped(p, **change) for change in model_variants(p).values()]
+    """The baseline as each model of :func:`model_variants` at each of :func:`variant_seeds`, variant-major."""
+    return [unclamped(p, seed=seed, **change) for change in model_variants(p).values() for seed in variant_seeds(p)]
+
+
+def by_variant(variants: Mapping[str, dict], runs: Sequence[dict]) -> dict[str, list[dict]]:
+    """The runs of a variant-major sweep (:func:`setting_configs`, :func:`model_variant_configs`)
+    split by variant name, each list in seed order."""
+    per_variant, remainder = divmod(len(runs), len(variants))
+    if remainder:
+        raise ValueError(f"{len(runs)} runs do not split evenly over {len(variants)} variants")
+    return {name: list(runs[k * per_variant:(k + 1) * per_variant]) for k, name in enumerate(variants)}
 
 
 def clamped_run(p, condition: str, seed: int, previous_token_head: int, active_head: int, **changes) -> ClampedRunConfig:
@@ -173,12 +205,41 @@ def clamp_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
             for condition in CLAMP_CONDITIONS for k, seed in enumerate(chapter_seeds(p))]
 
 
-def data_cells(p) -> dict[str, tuple[str, int, int]]:
-    """The data-dependence runs beyond the clamp sweep's (Singh et al., Fig 6, cut to the two
-    cells the claims compare): name -> (column of :data:`DATA_SWEEP_COLUMNS`, classes, labels).
-    Their base cells (``n_classes``, ``n_labels``) are the clamp sweep's runs of the same condition."""
+def single_head_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
+    """Singh et al., Fig 4b: the unclamped model with only layer-1 head h active, for every head h
+    (head-major) at each of :func:`variant_seeds`, ``p.clamp_steps`` steps each. ``heads`` as
+    :func:`clamp_configs`: the previous-token head plays no part in an unclamped run, but is set as
+    there, so the run of a seed's strongest induction head is the clamp sweep's "none" run."""
     p = at_scale(p)
-    return {"more classes": ("only B", p.sweep_classes, p.n_labels), "more labels": ("only C", p.n_classes, p.sweep_labels)}
+    previous = _head_list(heads, "previous_token_head", p)
+    return [clamped_run(p, "none", seed, previous[k], head)
+            for head in range(p.n_heads) for k, seed in enumerate(variant_seeds(p))]
+
+
+# The paper's data-dependence grid (Singh et al., Fig 6): the values of each axis, the first of each the base.
+DATA_GRID = {"n_classes": (50, 100, 200), "n_labels": (5, 10, 15)}
+DATA_GRID_COLUMNS = ("only B", "only C")  # the columns run at paper scale (unclamped, "B and C": not yet run)
+
+
+def data_cells(p) -> dict[str, tuple[str, int, int]]:
+    """The data-dependence runs beyond the clamp sweep's: name -> (column of :data:`DATA_SWEEP_COLUMNS`,
+    classes, labels). Their base cells (``n_classes``, ``n_labels``) are the clamp sweep's runs of the
+    same condition. Quick scale: the two cells the claims compare (only B at ``p.sweep_classes``, only C
+    at ``p.sweep_labels``), its CI budget. Paper scale: every other value of :data:`DATA_GRID` along
+    both axes for each of :data:`DATA_GRID_COLUMNS`, so each column's shift with labels *and* with
+    classes shows (more labels should slow only C, more classes only B)."""
+    p = at_scale(p)
+    if p.scale == "quick":
+        return {cell_name("only B", p.sweep_classes, p.n_labels): ("only B", p.sweep_classes, p.n_labels),
+                cell_name("only C", p.n_classes, p.sweep_labels): ("only C", p.n_classes, p.sweep_labels)}
+    cells = [(column, classes, p.n_labels) for column in DATA_GRID_COLUMNS for classes in DATA_GRID["n_classes"][1:]]
+    cells += [(column, p.n_classes, labels) for column in DATA_GRID_COLUMNS for labels in DATA_GRID["n_labels"][1:]]
+    return {cell_name(*cell): cell for cell in cells}
+
+
+def cell_name(column: str, classes: int, labels: int) -> str:
+    """A data-dependence cell's name, e.g. "only B, 200 classes, 5 labels"."""
+    return f"{column}, {classes} classes, {labels} labels"
 
 
 def data_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
@@ -210,7 +271,7 @@ def baseline_summary(history, steps: int) -> dict:
     """
     loss = history["loss/train"]
     phase_change = first_step_below(history.eval_steps, loss, PHASE_CHANGE_LOSS)
-    leaves_plateau = first_step_below(history.eval_steps, loss, 0.9 * PLATEAU_LOSS)
+    leaves_plateau = first_step_below(history.eval_steps, loss, LEAVES_PLATEAU_LOSS)
     return {
         "phase_change": phase_change,
         "leaves_plateau": leaves_plateau,
@@ -272,35 +333,62 @@ def clamp_summary(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
 
 
 def data_dependence(clamp_runs: Sequence[dict], data_runs: Sequence[dict], p) -> dict:
-    """Per seed, in sequences seen (inf: none): ``times`` name -> (S,) for the base and changed
-    cells of each compared column, and the ratios ``labels_ratio`` (only C: more labels / fewer)
-    and ``classes_ratio`` (only B: more classes / fewer), 0 when neither run has a phase change."""
+    """Per seed, in sequences seen (inf: none): ``times`` name (:func:`cell_name`) -> (S,), column by
+    column, for the column's base cell (the clamp runs), then its cells of :func:`data_cells`; ``cells`` name ->
+    (column, classes, labels); and the ratios the claims read, ``classes_ratio`` (only B at
+    ``p.sweep_classes`` / at ``p.n_classes``) and ``labels_ratio`` (only C at ``p.sweep_labels`` /
+    at ``p.n_labels``), 0 when neither run has a phase change."""
     p = at_scale(p)
     seeds = chapter_seeds(p)
     base = clamp_summary(clamp_runs, seeds)["times"]
     changed = {(run["n_classes"], run["n_labels"], run["condition"], run["seed"]): phase_change_or_censored(run)
                for run in data_runs}
+    cells = {}  # column-major: each column's base cell, then its changed cells
+    for column in dict.fromkeys(column for column, _, _ in data_cells(p).values()):
+        cells[cell_name(column, p.n_classes, p.n_labels)] = (column, p.n_classes, p.n_labels)
+        cells.update({name: cell for name, cell in data_cells(p).items() if cell[0] == column})
     times = {}
-    for column, classes, labels in data_cells(p).values():
+    for name, (column, classes, labels) in cells.items():
         condition = DATA_SWEEP_COLUMNS[column]
-        times[f"{column}, {p.n_classes} classes, {p.n_labels} labels"] = base[condition] * p.batch_size
-        times[f"{column}, {classes} classes, {labels} labels"] = np.array(
-            [changed[classes, labels, condition, seed] for seed in seeds]) * p.batch_size
-    rows = list(times.values())
-    return {"times": times,
-            "classes_ratio": np.array([ratio(a, b, 0.0) for a, b in zip(rows[1], rows[0])]),
-            "labels_ratio": np.array([ratio(a, b, 0.0) for a, b in zip(rows[3], rows[2])])}
+        per_seed = (base[condition] if (classes, labels) == (p.n_classes, p.n_labels)
+                    else np.array([changed[classes, labels, condition, seed] for seed in seeds]))
+        times[name] = per_seed * p.batch_size
+
+    def column_ratio(column: str, classes: int, labels: int) -> np.ndarray:
+        more, fewer = times[cell_name(column, classes, labels)], times[cell_name(column, p.n_classes, p.n_labels)]
+        return np.array([ratio(a, b, 0.0) for a, b in zip(more, fewer)])
+
+    return {"times": times, "cells": cells,
+            "classes_ratio": column_ratio("only B", p.sweep_classes, p.n_labels),
+            "labels_ratio": column_ratio("only C", p.n_classes, p.sweep_labels)}
 
 
 def phase_change_spread(phase_changes: Sequence[int | None], variant_runs: Sequence[dict], p) -> dict:
     """Row name -> phase-change times (sequences seen, inf: none): the baseline at every seed,
-    then each model of :func:`model_variants` at the chapter's first seed."""
+    then each model of :func:`model_variants` at each of :func:`variant_seeds`."""
     p = at_scale(p)
     times = np.array([np.inf if t is None else t for t in phase_changes], dtype=float) * p.batch_size
     rows = {f"2 layers, d_model {p.d_model}, {len(times)} seeds": times}
-    rows.update({name: np.array([phase_change_or_censored(run) * p.batch_size])
-                 for name, run in zip(model_variants(p), variant_runs)})
+    rows.update({name: np.array([phase_change_or_censored(run) for run in runs]) * p.batch_size
+                 for name, runs in by_variant(model_variants(p), variant_runs).items()})
     return rows
+
+
+def unclamped_summary(runs: Sequence[dict], batch_size: int) -> dict:
+    """Per run (in the order of ``runs``, e.g. one variant's seeds), in sequences seen (inf: none within
+    the run): ``phase_change`` (loss below 0.4 ln 2) and ``leaves_plateau`` (below 0.9 ln 2) of
+    :func:`ihcore.singh.subcircuits.run` results; ``budget``, the longest run's sequences."""
+    leaves = [first_step_below(np.asarray(run["eval_steps"]), np.asarray(run["loss"]), LEAVES_PLATEAU_LOSS) for run in runs]
+    return {"phase_change": np.array([phase_change_or_censored(run) for run in runs]) * batch_size,
+            "leaves_plateau": np.array([np.inf if t is None else t for t in leaves], dtype=float) * batch_size,
+            "budget": max(int(run["steps"]) for run in runs) * batch_size}
+
+
+def single_head_times(runs: Sequence[dict], seeds: Sequence[int], n_heads: int) -> np.ndarray:
+    """(H, S) phase-change steps (inf: none within the run) of the single-head runs
+    (:func:`single_head_configs`), by active head and seed."""
+    by = {(run["active_head"], run["seed"]): phase_change_or_censored(run) for run in runs}
+    return np.array([[by[head, seed] for seed in seeds] for head in range(n_heads)])
 
 
 def final_analysis(task, model, history, seeds) -> dict:

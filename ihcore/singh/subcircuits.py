@@ -45,7 +45,7 @@ from ihcore.spine.hooks import replace
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.train import History, Member, Seeds, run_in_groups, train, train_members
 from ihcore.spine.transformer import POSITIONALS, AttentionOnlyTransformer, TransformerConfig
-from ihcore.spine.validation import refuse
+from ihcore.spine.validation import refuse_invalid
 
 # condition -> (subcircuits clamped to ideal, subcircuits left to learn)
 CONDITIONS = {
@@ -93,22 +93,21 @@ class SinghSetting:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_classes", "n_labels"):
-            if getattr(self, name) < 2:
-                refuse(name, getattr(self, name), "an integer >= 2")
-        for name in ("item_dim", "n_heads", "d_model", "n_layers", "steps", "batch_size", "eval_every", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                refuse(name, getattr(self, name), "an integer >= 1")
-        if self.positional not in POSITIONALS:
-            refuse("positional", self.positional, f"one of {POSITIONALS}")
-        if self.prototypes not in PROTOTYPES:
-            refuse("prototypes", self.prototypes, f"one of {PROTOTYPES}")
-        if self.d_model % self.n_heads:
-            refuse("d_model", self.d_model, f"a multiple of n_heads = {self.n_heads}")
-        if not self.lr > 0:
-            refuse("lr", self.lr, "a number > 0")
-        if self.seed < 0:
-            refuse("seed", self.seed, "an integer >= 0")
+        refuse_invalid(self, self.rules())
+
+    def rules(self) -> dict[str, tuple[bool, str]]:
+        """Field -> (valid?, what is expected): every problem is reported at once (:func:`refuse_invalid`)."""
+        at_least_one = ("item_dim", "n_heads", "n_layers", "steps", "batch_size", "eval_every", "eval_batch_size")
+        return {
+            **{name: (getattr(self, name) >= 2, "an integer >= 2") for name in ("n_classes", "n_labels")},
+            **{name: (getattr(self, name) >= 1, "an integer >= 1") for name in at_least_one},
+            "d_model": (self.d_model >= 1 and (self.n_heads < 1 or self.d_model % self.n_heads == 0),
+                        f"a positive multiple of n_heads = {self.n_heads}"),
+            "positional": (self.positional in POSITIONALS, f"one of {POSITIONALS}"),
+            "prototypes": (self.prototypes in PROTOTYPES, f"one of {PROTOTYPES}"),
+            "lr": (self.lr > 0, "a number > 0"),
+            "seed": (self.seed >= 0, "an integer >= 0"),
+        }
 
 
 @dataclass(frozen=True)
@@ -128,19 +127,21 @@ class ClampedRunConfig(SinghSetting):
     previous_token_head: int = 0
     active_head: int | None = 0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.condition not in CONDITIONS:
-            refuse("condition", self.condition, f"one of {list(CONDITIONS)}")
-        if not 0 <= self.previous_token_head < self.n_heads:
-            refuse("previous_token_head", self.previous_token_head, f"a head 0 .. {self.n_heads - 1}")
-        if self.active_head is None:
-            if self.condition != "none":
-                refuse("active_head", None, f"a head 0 .. {self.n_heads - 1} under condition {self.condition!r}")
-        elif not 0 <= self.active_head < self.n_heads:
-            refuse("active_head", self.active_head, f"a head 0 .. {self.n_heads - 1} or None")
-        if self.condition != "none" and self.n_layers != 2:
-            refuse("n_layers", self.n_layers, f"2 under condition {self.condition!r}")
+    def rules(self) -> dict[str, tuple[bool, str]]:
+        """The setting's rules (:meth:`SinghSetting.rules`) and the run's: the heads, and the two
+        layers and the active head every clamped condition needs."""
+        heads = f"a head 0 .. {self.n_heads - 1}"
+        unclamped = self.condition == "none"
+        active_ok = (self.active_head is None and unclamped
+                     or self.active_head is not None and 0 <= self.active_head < self.n_heads)
+        return {
+            **super().rules(),
+            "n_layers": (self.n_layers >= 1 and (unclamped or self.n_layers == 2),
+                         "an integer >= 1" if unclamped else f"2 under condition {self.condition!r}"),
+            "condition": (self.condition in CONDITIONS, f"one of {list(CONDITIONS)}"),
+            "previous_token_head": (0 <= self.previous_token_head < self.n_heads, heads),
+            "active_head": (active_ok, f"{heads} or None" if unclamped else f"{heads} under condition {self.condition!r}"),
+        }
 
 
 def condition_clamp(condition: str, model, previous_token_head: int, active_head: int | None) -> clamps.Clamp:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ihcore.spine.curves import first_step_below
 from ihcore.spine.train import progress_enabled
-from ihcore.spine.validation import refuse
+from ihcore.spine.validation import refuse_invalid
 
 FACTORS = "abc"
 
@@ -37,16 +37,13 @@ class ToyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("dim", "steps"):
-            if getattr(self, name) < 1:
-                refuse(name, getattr(self, name), "an integer >= 1")
-        for name in ("lr", "init_scale"):
-            if not getattr(self, name) > 0:
-                refuse(name, getattr(self, name), "a number > 0")
-        if set(self.clamped) - set("bc") or len(set(self.clamped)) != len(self.clamped):
-            refuse("clamped", self.clamped, "distinct factors among 'b', 'c'")
-        if self.seed < 0:
-            refuse("seed", self.seed, "an integer >= 0")
+        refuse_invalid(self, {
+            **{name: (getattr(self, name) >= 1, "an integer >= 1") for name in ("dim", "steps")},
+            **{name: (getattr(self, name) > 0, "a number > 0") for name in ("lr", "init_scale")},
+            "clamped": (not set(self.clamped) - set("bc") and len(set(self.clamped)) == len(self.clamped),
+                        "distinct factors among 'b', 'c'"),
+            "seed": (self.seed >= 0, "an integer >= 0"),
+        })
 
 
 def run(config: ToyConfig, *, device=None, progress: bool | None = None) -> dict:

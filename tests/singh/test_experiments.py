@@ -120,6 +120,33 @@ def test_phase_change_spread_rows():
     assert list(rows) == ["2 layers, d_model 64, 3 seeds", "3 layers", "d_model 32", "d_model 128"]
     assert list(rows["2 layers, d_model 64, 3 seeds"]) == [100 * 32, 200 * 32, np.inf]
     assert list(rows["d_model 128"]) == [300 * 32]
+    two_seeds = [{"phase_change": t} for t in (1, 2, 3, None, 5, 6)]  # variant-major, two seeds each
+    rows = experiments.phase_change_spread([100], two_seeds, P)
+    assert list(rows["d_model 32"]) == [3 * 32, np.inf] and list(rows["d_model 128"]) == [5 * 32, 6 * 32]
+
+
+def test_by_variant_splits_variant_major_runs_and_refuses_an_uneven_list():
+    variants = {"a": {}, "b": {}}
+    assert experiments.by_variant(variants, [1, 2, 3, 4]) == {"a": [1, 2], "b": [3, 4]}
+    with pytest.raises(ValueError, match="3 runs do not split evenly over 2 variants"):
+        experiments.by_variant(variants, [1, 2, 3])
+
+
+def test_data_dependence_on_the_paper_grid_reads_the_claims_cells_and_keeps_the_others():
+    paper = SINGH.parameters.validate({"scale": "paper"})
+    seeds = experiments.chapter_seeds(paper)
+    columns = {column: experiments.DATA_SWEEP_COLUMNS[column] for column in ("only B", "only C")}
+    clamp_runs = [{"condition": c, "seed": s, "phase_change": 100} for c in (*columns.values(), "none") for s in seeds]
+    data_runs = [{"n_classes": classes, "n_labels": labels, "condition": columns[column], "seed": s,
+                  "phase_change": classes + labels} for column, classes, labels in experiments.data_cells(paper).values()
+                 for s in seeds]
+    summary = experiments.data_dependence(clamp_runs, data_runs, paper)
+    assert list(summary["times"])[:3] == ["only B, 50 classes, 5 labels", "only B, 100 classes, 5 labels",
+                                         "only B, 200 classes, 5 labels"]
+    assert len(summary["times"]) == 10  # 2 columns x (base + 4 cells)
+    assert list(summary["classes_ratio"]) == [205 / 100] * 5  # only B at 200 classes / at 50
+    assert list(summary["labels_ratio"]) == [65 / 100] * 5  # only C at 15 labels / at 5
+    assert list(summary["times"]["only C, 50 classes, 10 labels"]) == [60 * 32] * 5
 
 
 def test_heads_by_seed_keeps_each_seeds_choice():
@@ -129,3 +156,18 @@ def test_heads_by_seed_keeps_each_seeds_choice():
         return values
     histories = [history([1.0], previous_token_score=scores(a), induction_score=scores(b)) for a, b in ((0, 2), (1, 0))]
     assert experiments.heads_by_seed(histories) == {"previous_token_head": [0, 1], "induction_head": [2, 0]}
+
+
+def test_unclamped_summary_reads_both_crossings_in_sequences_and_censors_a_run_without_them():
+    plateau = experiments.PLATEAU_LOSS
+    runs = [{"eval_steps": [0, 10, 20], "loss": [1.0, 0.8 * plateau, 0.3 * plateau], "phase_change": 20, "steps": 20},
+            {"eval_steps": [0, 10, 20], "loss": [1.0, plateau, plateau], "phase_change": None, "steps": 20}]
+    summary = experiments.unclamped_summary(runs, batch_size=32)
+    assert list(summary["phase_change"]) == [20 * 32, np.inf]
+    assert list(summary["leaves_plateau"]) == [10 * 32, np.inf] and summary["budget"] == 20 * 32
+
+
+def test_single_head_times_are_by_head_then_seed_whatever_the_run_order():
+    runs = [{"active_head": h, "seed": s, "phase_change": None if h == 1 else 10 * h + s} for s in (3, 4) for h in (0, 1)]
+    times = experiments.single_head_times(runs, seeds=[3, 4], n_heads=2)
+    assert times.tolist() == [[3.0, 4.0], [np.inf, np.inf]]

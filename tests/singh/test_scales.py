@@ -12,6 +12,7 @@ from ihcore.singh.subcircuits import task_and_model
 
 P = SINGH.parameters.validate({})
 PAPER = SINGH.parameters.validate({"scale": "paper"})
+PAPER_STEPS = 31_250  # 1e6 sequences
 PAPER_SETTINGS = {"lr": 1e-5, "batch_size": 32, "d_model": 64, "n_heads": 8, "n_labels": 5, "n_classes": 50,
                   "item_dim": 512, "prototypes": "lowrank", "positional": "rotary", "layer_norm": True, "n_layers": 2}
 
@@ -43,10 +44,43 @@ def test_paper_scale_clamp_runs_see_six_hundred_thousand_sequences_with_each_see
     assert [c.active_head for c in configs[:5]] == [5, 4, 3, 2, 1]
 
 
-def test_paper_scale_settings_sweep_compares_the_earlier_architecture_and_isotropic_prototypes():
-    earlier, isotropic = SWEEPS["singh-settings"].configs(PAPER)
-    assert (earlier.positional, earlier.layer_norm, earlier.lr, earlier.item_dim) == ("learned", False, 1e-5, 512)
-    assert (isotropic.prototypes, isotropic.positional, isotropic.layer_norm) == ("isotropic", "rotary", True)
+def test_paper_scale_settings_sweep_changes_architecture_features_and_rate_one_at_a_time_at_every_seed():
+    configs = SWEEPS["singh-settings"].configs(PAPER)
+    runs = experiments.by_variant(experiments.setting_variants(PAPER), configs)
+    assert list(runs) == ["learned positions, no LayerNorm", "isotropic prototypes", "lr 3e-05"]
+    baseline = experiments.unclamped(PAPER)  # every head, the baseline's steps
+    for name, changed in (("learned positions, no LayerNorm", {"positional", "layer_norm"}),
+                          ("isotropic prototypes", {"prototypes"}), ("lr 3e-05", {"lr"})):
+        assert [c.seed for c in runs[name]] == experiments.chapter_seeds(PAPER)
+        for config in runs[name]:  # the unclamped baseline of that seed with only the named fields changed
+            differs = {f.name for f in dataclasses.fields(config)
+                       if getattr(config, f.name) != getattr(dataclasses.replace(baseline, seed=config.seed), f.name)}
+            assert differs == changed and config.active_head is None and config.steps == PAPER_STEPS
+    assert runs["lr 3e-05"][0].lr == experiments.PAPER_VARIANT_LR == pytest.approx(3 * PAPER_SETTINGS["lr"])
+
+
+def test_quick_scale_settings_and_models_run_the_first_seed_only():
+    assert [c.seed for c in SWEEPS["singh-settings"].configs(P)] == [P.seed] * 2
+    assert [c.seed for c in SWEEPS["singh-models"].configs(P)] == [P.seed] * 3
+    assert [c.seed for c in SWEEPS["singh-models"].configs(PAPER)] == experiments.chapter_seeds(PAPER) * 3
+
+
+def test_paper_scale_single_head_runs_are_every_head_at_every_seed_and_reuse_the_clamp_sweeps_unclamped_run():
+    heads = {"previous_token_head": [1, 2, 3, 4, 5], "induction_head": [5, 4, 3, 2, 1]}
+    single = SWEEPS["singh-heads"].build(PAPER, heads)
+    assert [(c.active_head, c.seed) for c in single] == [(h, s) for h in range(8) for s in range(5)]
+    assert {c.condition for c in single} == {"none"} and {c.steps * c.batch_size for c in single} == {600_000}
+    unclamped = [c for c in SWEEPS["singh-clamps"].build(PAPER, heads) if c.condition == "none"]
+    assert all(c in single for c in unclamped)  # the same configuration: one run, two figures
+    assert len(SWEEPS["singh-heads"].build(P, {"previous_token_head": 0, "induction_head": 0})) == 8  # quick: seed 0
+
+
+def test_paper_scale_data_grid_runs_both_axes_for_both_columns():
+    cells = experiments.data_cells(PAPER)
+    assert sorted((column, classes, labels) for column, classes, labels in cells.values()) == sorted(
+        [(column, classes, 5) for column in ("only B", "only C") for classes in (100, 200)]
+        + [(column, 50, labels) for column in ("only B", "only C") for labels in (10, 15)])
+    assert set(experiments.data_cells(P).values()) == {("only B", 200, 5), ("only C", 50, 15)}  # quick: the claims' cells
 
 
 TINY = SinghSetting(n_classes=4, n_labels=5, item_dim=8, n_heads=2, d_model=8, positional="rotary", layer_norm=True,

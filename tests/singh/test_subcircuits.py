@@ -46,7 +46,7 @@ def test_the_defaults_are_the_papers_setting_as_the_chapter_runs_it():
 
 @pytest.mark.parametrize("config_class, field, value, message", [
     (SinghSetting, "n_labels", 1, "n_labels = 1 is invalid: expected an integer >= 2"),
-    (SinghSetting, "d_model", 30, "d_model = 30 is invalid: expected a multiple of n_heads = 8"),
+    (SinghSetting, "d_model", 30, "d_model = 30 is invalid: expected a positive multiple of n_heads = 8"),
     (SinghSetting, "prototypes", "gaussian", "prototypes = 'gaussian' is invalid"),
     (SinghSetting, "lr", 0.0, "lr = 0.0 is invalid: expected a number > 0"),
     (ClampedRunConfig, "condition", "everything", "condition = 'everything' is invalid"),
@@ -56,6 +56,12 @@ def test_the_defaults_are_the_papers_setting_as_the_chapter_runs_it():
 def test_a_bad_value_is_refused_naming_the_field(config_class, field, value, message):
     with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(".", r"\.")):
         config_class(**{field: value})
+
+
+def test_every_bad_value_is_named_in_one_error():
+    with pytest.raises(ParameterError, match=r"ClampedRunConfig: n_labels = 1 is invalid.*; lr = -1\.0 is invalid.*; "
+                                             r"active_head = 9 is invalid"):
+        ClampedRunConfig(n_labels=1, lr=-1.0, active_head=9)
 
 
 def test_only_the_unclamped_condition_runs_without_an_active_head_or_with_three_layers():
