@@ -363,6 +363,24 @@ def data_dependence(clamp_runs: Sequence[dict], data_runs: Sequence[dict], p) ->
             "labels_ratio": column_ratio("only C", p.n_classes, p.sweep_labels)}
 
 
+def grid_shifts(dependence: Mapping) -> dict[str, np.ndarray]:
+    """Per seed, for each column and axis of a :func:`data_dependence` summary with cells beyond the
+    base along that axis: phase-change time at the axis's largest value ÷ at the column's base cell (0
+    when neither has one), named e.g. "only C, 15 / 5 labels". The claims read only C against labels
+    and only B against classes; the other two are controls, which the subcircuit account expects near 1."""
+    shifts = {}
+    for column in dict.fromkeys(cell[0] for cell in dependence["cells"].values()):
+        cells = {name: cell for name, cell in dependence["cells"].items() if cell[0] == column}
+        base_name, base = next(iter(cells.items()))  # a column's base cell comes first
+        for axis, what in ((1, "classes"), (2, "labels")):
+            line = [(cell[axis], name) for name, cell in cells.items() if cell[3 - axis] == base[3 - axis] and name != base_name]
+            if line:
+                value, name = max(line)
+                shifts[f"{column}, {value} / {base[axis]} {what}"] = np.array(
+                    [ratio(a, b, 0.0) for a, b in zip(dependence["times"][name], dependence["times"][base_name])])
+    return shifts
+
+
 def phase_change_spread(phase_changes: Sequence[int | None], variant_runs: Sequence[dict], p) -> dict:
     """Row name -> phase-change times (sequences seen, inf: none): the baseline at every seed,
     then each model of :func:`model_variants` at each of :func:`variant_seeds`."""

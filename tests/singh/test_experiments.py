@@ -147,6 +147,11 @@ def test_data_dependence_on_the_paper_grid_reads_the_claims_cells_and_keeps_the_
     assert list(summary["classes_ratio"]) == [205 / 100] * 5  # only B at 200 classes / at 50
     assert list(summary["labels_ratio"]) == [65 / 100] * 5  # only C at 15 labels / at 5
     assert list(summary["times"]["only C, 50 classes, 10 labels"]) == [60 * 32] * 5
+    shifts = experiments.grid_shifts(summary)  # the largest value of each axis / the base, per column
+    assert list(shifts) == ["only B, 200 / 50 classes", "only B, 15 / 5 labels", "only C, 200 / 50 classes",
+                            "only C, 15 / 5 labels"]
+    assert list(shifts["only C, 15 / 5 labels"]) == list(summary["labels_ratio"])
+    assert list(shifts["only B, 15 / 5 labels"]) == [65 / 100] * 5
 
 
 def test_heads_by_seed_keeps_each_seeds_choice():

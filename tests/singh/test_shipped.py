@@ -9,6 +9,7 @@ from ihcore.singh import experiments
 SHIPPED = sorted(SHIPPED_DIR.glob("singh-*.json"))
 # what every paper-scale run shares, whichever sweep varies the rest
 COMMON = {"lr": 1e-5, "batch_size": 32, "n_heads": 8, "d_model": 64}
+VARIANTS = {"singh-settings": experiments.setting_variants, "singh-models": experiments.model_variants}
 
 
 def paper_parameters(name):
@@ -23,8 +24,11 @@ def test_the_paper_scale_baseline_is_shipped():
 def test_shipped_results_are_the_sweeps_configurations_at_the_paper_preset(path):
     shipped = load_shipped(path.stem, paper_parameters(path.stem))  # ValueError if not the sweep's configurations
     assert shipped["parameters"]["scale"] == "paper" and shipped["runs"]
-    for run in shipped["runs"]:
-        assert {name: run["config"][name] for name in COMMON} == COMMON
+    variants = VARIANTS.get(path.stem, lambda p: {"": {}})(paper_parameters(path.stem))
+    for change, runs in zip(variants.values(), experiments.by_variant(variants, shipped["runs"]).values()):
+        expected = {**COMMON, **{name: value for name, value in change.items() if name in COMMON}}
+        for run in runs:  # the preset, except what a labelled variant changes
+            assert {name: run["config"][name] for name in COMMON} == expected
     assert shipped["provenance"]["cpus"] and shipped["provenance"]["wall_s"] > 0
 
 
