@@ -69,7 +69,7 @@ LEAVES_PLATEAU_LOSS = 0.9 * PLATEAU_LOSS  # a run has left the ln 2 plateau once
 
 # The data-dependence sweep (Singh et al., Fig 6): what each column leaves to learn -> the clamp condition.
 DATA_SWEEP_COLUMNS = {"only B": "1,2,3v,5 (layer 0 + copy: A+C)", "only C": "1,2,3qk,4 (match: A+B)",
-                      "B and C": "1,2 (layer 0: A)"}
+                      "B and C": "1,2 (layer 0: A)", "unclamped": "none"}
 # The clamp sweep's conditions: every one of CONDITIONS a claim reads ("1 (PT attention)", read by
 # none, is left out to fit the budget of n_seeds seeds).
 CLAMP_CONDITIONS = tuple(c for c in CONDITIONS if c != "1 (PT attention)")
@@ -218,7 +218,7 @@ def single_head_configs(p, heads: Mapping) -> list[ClampedRunConfig]:
 
 # The paper's data-dependence grid (Singh et al., Fig 6): the values of each axis, the first of each the base.
 DATA_GRID = {"n_classes": (50, 100, 200), "n_labels": (5, 10, 15)}
-DATA_GRID_COLUMNS = ("only B", "only C")  # the columns run at paper scale (unclamped, "B and C": not yet run)
+DATA_GRID_COLUMNS = tuple(DATA_SWEEP_COLUMNS)  # the columns run at paper scale
 
 
 def data_cells(p) -> dict[str, tuple[str, int, int]]:
@@ -227,7 +227,8 @@ def data_cells(p) -> dict[str, tuple[str, int, int]]:
     same condition. Quick scale: the two cells the claims compare (only B at ``p.sweep_classes``, only C
     at ``p.sweep_labels``), its CI budget. Paper scale: every other value of :data:`DATA_GRID` along
     both axes for each of :data:`DATA_GRID_COLUMNS`, so each column's shift with labels *and* with
-    classes shows (more labels should slow only C, more classes only B)."""
+    classes shows (more labels should slow the columns that still learn C, more classes those that
+    still learn B, and neither the others)."""
     p = at_scale(p)
     if p.scale == "quick":
         return {cell_name("only B", p.sweep_classes, p.n_labels): ("only B", p.sweep_classes, p.n_labels),
@@ -365,9 +366,10 @@ def data_dependence(clamp_runs: Sequence[dict], data_runs: Sequence[dict], p) ->
 
 def grid_shifts(dependence: Mapping) -> dict[str, np.ndarray]:
     """Per seed, for each column and axis of a :func:`data_dependence` summary with cells beyond the
-    base along that axis: phase-change time at the axis's largest value ÷ at the column's base cell (0
-    when neither has one), named e.g. "only C, 15 / 5 labels". The claims read only C against labels
-    and only B against classes; the other two are controls, which the subcircuit account expects near 1."""
+    base along that axis: phase-change time at the axis's largest value ÷ at the column's base cell (NaN
+    when neither has one: no ratio to read), named e.g. "only C, 15 / 5 labels". The claims read only C against labels
+    and only B against classes; only B against labels and only C against classes are controls, which the
+    subcircuit account expects near 1."""
     shifts = {}
     for column in dict.fromkeys(cell[0] for cell in dependence["cells"].values()):
         cells = {name: cell for name, cell in dependence["cells"].items() if cell[0] == column}
@@ -377,7 +379,7 @@ def grid_shifts(dependence: Mapping) -> dict[str, np.ndarray]:
             if line:
                 value, name = max(line)
                 shifts[f"{column}, {value} / {base[axis]} {what}"] = np.array(
-                    [ratio(a, b, 0.0) for a, b in zip(dependence["times"][name], dependence["times"][base_name])])
+                    [ratio(a, b, np.nan) for a, b in zip(dependence["times"][name], dependence["times"][base_name])])
     return shifts
 
 

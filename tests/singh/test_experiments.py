@@ -135,21 +135,21 @@ def test_by_variant_splits_variant_major_runs_and_refuses_an_uneven_list():
 def test_data_dependence_on_the_paper_grid_reads_the_claims_cells_and_keeps_the_others():
     paper = SINGH.parameters.validate({"scale": "paper"})
     seeds = experiments.chapter_seeds(paper)
-    columns = {column: experiments.DATA_SWEEP_COLUMNS[column] for column in ("only B", "only C")}
-    clamp_runs = [{"condition": c, "seed": s, "phase_change": 100} for c in (*columns.values(), "none") for s in seeds]
+    columns = experiments.DATA_SWEEP_COLUMNS
+    clamp_runs = [{"condition": c, "seed": s, "phase_change": 100} for c in columns.values() for s in seeds]
     data_runs = [{"n_classes": classes, "n_labels": labels, "condition": columns[column], "seed": s,
                   "phase_change": classes + labels} for column, classes, labels in experiments.data_cells(paper).values()
                  for s in seeds]
     summary = experiments.data_dependence(clamp_runs, data_runs, paper)
     assert list(summary["times"])[:3] == ["only B, 50 classes, 5 labels", "only B, 100 classes, 5 labels",
                                          "only B, 200 classes, 5 labels"]
-    assert len(summary["times"]) == 10  # 2 columns x (base + 4 cells)
+    assert len(summary["times"]) == 20  # 4 columns x (base + 4 cells)
     assert list(summary["classes_ratio"]) == [205 / 100] * 5  # only B at 200 classes / at 50
     assert list(summary["labels_ratio"]) == [65 / 100] * 5  # only C at 15 labels / at 5
     assert list(summary["times"]["only C, 50 classes, 10 labels"]) == [60 * 32] * 5
     shifts = experiments.grid_shifts(summary)  # the largest value of each axis / the base, per column
-    assert list(shifts) == ["only B, 200 / 50 classes", "only B, 15 / 5 labels", "only C, 200 / 50 classes",
-                            "only C, 15 / 5 labels"]
+    assert list(shifts)[:4] == ["only B, 200 / 50 classes", "only B, 15 / 5 labels", "only C, 200 / 50 classes",
+                                "only C, 15 / 5 labels"] and len(shifts) == 8
     assert list(shifts["only C, 15 / 5 labels"]) == list(summary["labels_ratio"])
     assert list(shifts["only B, 15 / 5 labels"]) == [65 / 100] * 5
 
@@ -176,3 +176,12 @@ def test_single_head_times_are_by_head_then_seed_whatever_the_run_order():
     runs = [{"active_head": h, "seed": s, "phase_change": None if h == 1 else 10 * h + s} for s in (3, 4) for h in (0, 1)]
     times = experiments.single_head_times(runs, seeds=[3, 4], n_heads=2)
     assert times.tolist() == [[3.0, 4.0], [np.inf, np.inf]]
+
+
+def test_grid_shifts_have_no_ratio_where_neither_run_changes_phase():
+    dependence = {"cells": {"unclamped, 50 classes, 5 labels": ("unclamped", 50, 5),
+                            "unclamped, 200 classes, 5 labels": ("unclamped", 200, 5)},
+                  "times": {"unclamped, 50 classes, 5 labels": np.array([np.inf, 100.0]),
+                            "unclamped, 200 classes, 5 labels": np.array([np.inf, 300.0])}}
+    shift = experiments.grid_shifts(dependence)["unclamped, 200 / 50 classes"]
+    assert np.isnan(shift[0]) and shift[1] == 3.0

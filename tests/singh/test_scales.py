@@ -75,11 +75,15 @@ def test_paper_scale_single_head_runs_are_every_head_at_every_seed_and_reuse_the
     assert len(SWEEPS["singh-heads"].build(P, {"previous_token_head": 0, "induction_head": 0})) == 8  # quick: seed 0
 
 
-def test_paper_scale_data_grid_runs_both_axes_for_both_columns():
+def test_paper_scale_data_grid_runs_both_axes_for_every_column():
     cells = experiments.data_cells(PAPER)
+    columns = ("only B", "only C", "B and C", "unclamped")
     assert sorted((column, classes, labels) for column, classes, labels in cells.values()) == sorted(
-        [(column, classes, 5) for column in ("only B", "only C") for classes in (100, 200)]
-        + [(column, 50, labels) for column in ("only B", "only C") for labels in (10, 15)])
+        [(column, classes, 5) for column in columns for classes in (100, 200)]
+        + [(column, 50, labels) for column in columns for labels in (10, 15)])
+    unclamped = [c for c in SWEEPS["singh-data"].build(PAPER, {"previous_token_head": 0, "induction_head": 3})
+                 if c.condition == "none"]
+    assert {(c.active_head, c.steps * c.batch_size) for c in unclamped} == {(3, 600_000)}  # one active head, as clamped
     assert set(experiments.data_cells(P).values()) == {("only B", 200, 5), ("only C", 50, 15)}  # quick: the claims' cells
 
 
