@@ -344,10 +344,11 @@ def data_dependence(clamp_runs: Sequence[dict], data_runs: Sequence[dict], p) ->
     base = clamp_summary(clamp_runs, seeds)["times"]
     changed = {(run["n_classes"], run["n_labels"], run["condition"], run["seed"]): phase_change_or_censored(run)
                for run in data_runs}
+    changed_cells = data_cells(p)
     cells = {}  # column-major: each column's base cell, then its changed cells
-    for column in dict.fromkeys(column for column, _, _ in data_cells(p).values()):
+    for column in dict.fromkeys(column for column, _, _ in changed_cells.values()):
         cells[cell_name(column, p.n_classes, p.n_labels)] = (column, p.n_classes, p.n_labels)
-        cells.update({name: cell for name, cell in data_cells(p).items() if cell[0] == column})
+        cells.update({name: cell for name, cell in changed_cells.items() if cell[0] == column})
     times = {}
     for name, (column, classes, labels) in cells.items():
         condition = DATA_SWEEP_COLUMNS[column]
@@ -364,22 +365,36 @@ def data_dependence(clamp_runs: Sequence[dict], data_runs: Sequence[dict], p) ->
             "labels_ratio": column_ratio("only C", p.n_classes, p.sweep_labels)}
 
 
-def grid_shifts(dependence: Mapping) -> dict[str, np.ndarray]:
-    """Per seed, for each column and axis of a :func:`data_dependence` summary with cells beyond the
-    base along that axis: phase-change time at the axis's largest value ÷ at the column's base cell (NaN
-    when neither has one: no ratio to read), named e.g. "only C, 15 / 5 labels". The claims read only C against labels
-    and only B against classes; only B against labels and only C against classes are controls, which the
-    subcircuit account expects near 1."""
-    shifts = {}
+def grid_lines(dependence: Mapping) -> dict[tuple[str, str], list[tuple[int, str]]]:
+    """The lines of a :func:`data_dependence` grid: (column, "classes" or "labels") -> the cells along
+    that axis with the other at the column's base value, as (value, cell name) in increasing value,
+    the base cell included (a column's base cell comes first in ``dependence["cells"]``)."""
+    lines = {}
     for column in dict.fromkeys(cell[0] for cell in dependence["cells"].values()):
         cells = {name: cell for name, cell in dependence["cells"].items() if cell[0] == column}
-        base_name, base = next(iter(cells.items()))  # a column's base cell comes first
+        base = next(iter(cells.values()))
         for axis, what in ((1, "classes"), (2, "labels")):
-            line = [(cell[axis], name) for name, cell in cells.items() if cell[3 - axis] == base[3 - axis] and name != base_name]
-            if line:
-                value, name = max(line)
-                shifts[f"{column}, {value} / {base[axis]} {what}"] = np.array(
-                    [ratio(a, b, np.nan) for a, b in zip(dependence["times"][name], dependence["times"][base_name])])
+            lines[column, what] = sorted((cell[axis], name) for name, cell in cells.items() if cell[3 - axis] == base[3 - axis])
+    return lines
+
+
+def grid_shifts(dependence: Mapping) -> dict[str, np.ndarray]:
+    """Per seed, for each line of :func:`grid_lines` with cells beyond the base: phase-change time at
+    the axis's largest value ÷ at the column's base cell (NaN when neither has one: no ratio to read),
+    named e.g. "only C, 15 / 5 labels". The claims read only C against labels and only B against
+    classes; only B against labels and only C against classes are controls, which the subcircuit
+    account expects near 1."""
+    bases = {}
+    for name, cell in dependence["cells"].items():
+        bases.setdefault(cell[0], name)  # a column's base cell comes first
+    shifts = {}
+    for (column, what), line in grid_lines(dependence).items():
+        base_value = next(value for value, name in line if name == bases[column])
+        others = [(value, name) for value, name in line if name != bases[column]]
+        if others:
+            value, name = max(others)
+            shifts[f"{column}, {value} / {base_value} {what}"] = np.array(
+                [ratio(a, b, np.nan) for a, b in zip(dependence["times"][name], dependence["times"][bases[column]])])
     return shifts
 
 
