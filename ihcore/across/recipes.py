@@ -86,15 +86,20 @@ class Recipe:
     scaling_steps: int  # cap of each N-scaling run (censored if not crossed); 0: no N-scaling runs
     scaling_eval_every: int
     judge_slope: bool = True  # False: the N-scaling runs are a diagnosis, shown but not judged by a claim
+    long_steps: int = 0  # cap of each longer-context run (:func:`long_context_configs`); 0: not run
+    long_eval_every: int = 25
 
 
 RECIPES = (
     Recipe("adam", "Adam, standard initialisation (this book's recipe)", "adam", 1.0, 3e-3, 3e-3,
-           order_steps=2000, order_eval_every=10, scaling_steps=800, scaling_eval_every=10),
+           order_steps=2000, order_eval_every=10, scaling_steps=800, scaling_eval_every=10,
+           long_steps=1500, long_eval_every=10),
     Recipe("adam-small", "Adam at a small learning rate (1e-3, a third of this book's), standard initialisation",
-           "adam", 1.0, 1e-3, 1e-3, order_steps=6000, order_eval_every=30, scaling_steps=2400, scaling_eval_every=20),
+           "adam", 1.0, 1e-3, 1e-3, order_steps=6000, order_eval_every=30, scaling_steps=2400, scaling_eval_every=20,
+           long_steps=4000, long_eval_every=20),
     Recipe("sgd", "plain SGD, standard initialisation", "sgd", 1.0, 0.3, 0.3,
-           order_steps=2000, order_eval_every=20, scaling_steps=2500, scaling_eval_every=25),
+           order_steps=2000, order_eval_every=20, scaling_steps=2500, scaling_eval_every=25,
+           long_steps=10000, long_eval_every=25),
     # judge_slope=False: in trials (2 seeds, before the sweep) no learning rate gave a phase change at
     # every N within an affordable cap; the runs show why (a choice made after seeing the trials).
     Recipe("sgd-small", "plain SGD from a small initialisation (0.3×)", "sgd", 0.3, 0.5, 0.5,
@@ -103,6 +108,7 @@ RECIPES = (
 RECIPE_NAMES = tuple(recipe.name for recipe in RECIPES)
 DEFAULT_N_SEEDS = 10
 DEFAULT_MUSAT_N_MAX = 8
+DEFAULT_LONG_N_MAX = 16
 MUSAT_N_TOKENS = StandardRunConfig.n_tokens  # the smallest vocabulary of the N-scaling runs
 
 
@@ -147,6 +153,28 @@ def scaling_configs(p) -> list[context_scaling.ScalingConfig]:
                                        eval_every=recipe.scaling_eval_every, lr=recipe.lr_musat,
                                        optimizer=recipe.optimizer, init_scale=recipe.init_scale)
         for recipe in RECIPES if recipe.scaling_steps for n in lengths for seed in range(p.seed, p.seed + p.recipe_n_seeds)
+    ]
+
+
+def long_context_lengths(n_max: int) -> tuple[int, int, int]:
+    """The N of the longer-context runs: n_max / 4, n_max / 2 and n_max (4, 8, 16 at the default),
+    a factor 2 apart, so that the per-seed slope spans a factor 4 in N. ``n_max``: a multiple of 4."""
+    return n_max // 4, n_max // 2, n_max
+
+
+def long_context_configs(p) -> list[context_scaling.ScalingConfig]:
+    """The longer-context runs on Musat's token task: every recipe with ``long_steps`` (those whose
+    N-scaling runs reach the phase change), N = :func:`long_context_lengths` of ``recipe_long_n_max``,
+    ``recipe_n_seeds`` seeds from ``seed``; the vocabulary is 4 · ``recipe_long_n_max`` tokens for
+    every N, so that 2N <= half of it (64 at the default); each recipe's cap and grid are its
+    ``long_steps`` and ``long_eval_every`` at every N (recipe-major, then N)."""
+    n_tokens = 4 * p.recipe_long_n_max
+    return [
+        context_scaling.scaling_config("musat", n, seed, steps=recipe.long_steps, n_tokens=n_tokens,
+                                       eval_every=recipe.long_eval_every, lr=recipe.lr_musat,
+                                       optimizer=recipe.optimizer, init_scale=recipe.init_scale)
+        for recipe in RECIPES if recipe.long_steps for n in long_context_lengths(p.recipe_long_n_max)
+        for seed in range(p.seed, p.seed + p.recipe_n_seeds)
     ]
 
 

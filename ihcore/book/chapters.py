@@ -243,6 +243,8 @@ ACROSS = Chapter(
                       "seeds of each recipe's order and N-scaling runs (shipped sweeps at the default)", 5, 64),
             Parameter("recipe_musat_n_max", int, recipes.DEFAULT_MUSAT_N_MAX,
                       "recipes' N-scaling runs on Musat's token task at N = 2, 3, 4, 6, 8, ... up to this", 4, 32),
+            Parameter("recipe_long_n_max", int, recipes.DEFAULT_LONG_N_MAX,
+                      "recipes' longer-context runs at N = n/4, n/2, n (vocabulary 4n)", choices=(8, 12, 16, 24, 32, 48, 64)),
             RESULTS_DIR,
             DEVICE,
             SHOW_PROGRESS,

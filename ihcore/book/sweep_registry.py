@@ -210,3 +210,11 @@ register(Sweep(
     recipes.scaling_configs, context_scaling.run, key_fields=("optimizer", "init_scale", "lr", "n_pairs", "seed"),
     run_many=context_scaling.run_many, chunk=_RECIPE_CHUNK,
 ))
+register(Sweep(
+    "across-recipe-long-context", "across", "phase-change time at longer contexts on Musat's token task "
+    "(N = n/4, n/2, n for n = recipe_long_n_max, vocabulary 4n) for each recipe that reaches the phase change, "
+    "recipe_n_seeds seeds; the seeds of each (recipe, N) as one ensemble",
+    recipes.long_context_configs, context_scaling.run,
+    key_fields=("optimizer", "init_scale", "lr", "n_pairs", "n_tokens", "seed"),
+    run_many=context_scaling.run_many, chunk=_RECIPE_CHUNK,
+))
