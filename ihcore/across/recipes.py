@@ -46,7 +46,23 @@ order changes.
 interval), *does not appear* when it is not reproduced, and is *undecided* otherwise; it *is not
 reached* when most seeds have a curve that never rose (the circuit did not form within the run); the N² law
 *holds* when the slope claim is reproduced (slope in [1.5, 2.5]), *holds partly* when partly (in
-[1, 3]), *does not hold* when not reproduced, and is *undecided* otherwise.
+[1, 3]), *does not hold* when not reproduced, and is *undecided* otherwise; the same words, from
+the same rule, for the longer-context runs.
+
+**Longer contexts** (:func:`long_context_configs`, the third sweep). The theory's time scales,
+Θ(N) and Θ(N²), are only 2× apart at N = 2 and 4× at N = 4, so a slope fitted over N = 2–8 weighs
+an N-independent start-up cost heavily. The recipes whose N-scaling runs reach the phase change
+(``adam``, ``adam-small``, ``sgd``) are run again at N = 4, 8 and 16 on one vocabulary of 64
+tokens, so that 2N stays at most half of it at every N. A run's cap grows in proportion to N
+(``long_steps`` at the largest N), so a time that grows as N or faster stays inside its cap at
+every N if it does at the largest. The caps were first one per recipe at every N (SGD 10,000
+steps, from its N = 8 time at 32 tokens). SGD's N = 4 runs at 64 tokens then took twice their
+32-token time (about 1,075 against 540 steps), before any larger N had finished, so the caps were
+made proportional to N and raised: SGD 20,000 steps at N = 16 (its N = 4 time grown as N² is
+about 17,000), Adam 4,000 and Adam at the small rate 12,000 (several times their 32-token N = 8
+times: no Adam run had started). N = 32 would need 128 tokens and, under the N² law, SGD runs
+about 4× as long as at N = 16 (hours per ensemble on one core of this edition's CPUs):
+``recipe_long_n_max`` = 32 runs it.
 """
 
 from __future__ import annotations
@@ -86,20 +102,20 @@ class Recipe:
     scaling_steps: int  # cap of each N-scaling run (censored if not crossed); 0: no N-scaling runs
     scaling_eval_every: int
     judge_slope: bool = True  # False: the N-scaling runs are a diagnosis, shown but not judged by a claim
-    long_steps: int = 0  # cap of each longer-context run (:func:`long_context_configs`); 0: not run
+    long_steps: int = 0  # longer-context runs' cap at the largest N, in proportion to N below (:func:`long_context_configs`); 0: not run
     long_eval_every: int = 25
 
 
 RECIPES = (
     Recipe("adam", "Adam, standard initialisation (this book's recipe)", "adam", 1.0, 3e-3, 3e-3,
            order_steps=2000, order_eval_every=10, scaling_steps=800, scaling_eval_every=10,
-           long_steps=1500, long_eval_every=10),
+           long_steps=4000, long_eval_every=10),
     Recipe("adam-small", "Adam at a small learning rate (1e-3, a third of this book's), standard initialisation",
            "adam", 1.0, 1e-3, 1e-3, order_steps=6000, order_eval_every=30, scaling_steps=2400, scaling_eval_every=20,
-           long_steps=4000, long_eval_every=20),
+           long_steps=12000, long_eval_every=20),
     Recipe("sgd", "plain SGD, standard initialisation", "sgd", 1.0, 0.3, 0.3,
            order_steps=2000, order_eval_every=20, scaling_steps=2500, scaling_eval_every=25,
-           long_steps=10000, long_eval_every=25),
+           long_steps=20000, long_eval_every=25),
     # judge_slope=False: in trials (2 seeds, before the sweep) no learning rate gave a phase change at
     # every N within an affordable cap; the runs show why (a choice made after seeing the trials).
     Recipe("sgd-small", "plain SGD from a small initialisation (0.3×)", "sgd", 0.3, 0.5, 0.5,
@@ -166,14 +182,14 @@ def long_context_configs(p) -> list[context_scaling.ScalingConfig]:
     """The longer-context runs on Musat's token task: every recipe with ``long_steps`` (those whose
     N-scaling runs reach the phase change), N = :func:`long_context_lengths` of ``recipe_long_n_max``,
     ``recipe_n_seeds`` seeds from ``seed``; the vocabulary is 4 · ``recipe_long_n_max`` tokens for
-    every N, so that 2N <= half of it (64 at the default); each recipe's cap and grid are its
-    ``long_steps`` and ``long_eval_every`` at every N (recipe-major, then N)."""
-    n_tokens = 4 * p.recipe_long_n_max
+    every N, so that 2N <= half of it (64 at the default); each recipe's grid is its
+    ``long_eval_every`` and its cap ``long_steps`` · N / ``recipe_long_n_max`` (recipe-major, then N)."""
+    n_max = p.recipe_long_n_max
     return [
-        context_scaling.scaling_config("musat", n, seed, steps=recipe.long_steps, n_tokens=n_tokens,
+        context_scaling.scaling_config("musat", n, seed, steps=recipe.long_steps * n // n_max, n_tokens=4 * n_max,
                                        eval_every=recipe.long_eval_every, lr=recipe.lr_musat,
                                        optimizer=recipe.optimizer, init_scale=recipe.init_scale)
-        for recipe in RECIPES if recipe.long_steps for n in long_context_lengths(p.recipe_long_n_max)
+        for recipe in RECIPES if recipe.long_steps for n in long_context_lengths(n_max)
         for seed in range(p.seed, p.seed + p.recipe_n_seeds)
     ]
 
@@ -230,8 +246,10 @@ NOT_REACHED = "is not reached within the run"
 
 
 def recipe_verdicts(order_claim: Claim | None, slope_claim: Claim | None, n_no_rise: int = 0,
-                    n_seeds: int = 0, n_slopes: int | None = None) -> dict[str, str]:
-    """``order`` and ``law``: what the recipe's claims say of Musat's order and of the N² law
+                    n_seeds: int = 0, n_slopes: int | None = None,
+                    long_slope_claim: Claim | None = None) -> dict[str, str]:
+    """``order``, ``law`` and ``long law``: what the recipe's claims say of Musat's order, of the
+    N² law over the N-scaling runs and over the longer-context runs (``long_slope_claim``)
     (module docstring); ``not run`` for a claim that was not measured. When most of the
     ``n_seeds`` seeds have a curve without a rise (``n_no_rise``: the circuit did not form within
     the run), the order is :data:`NOT_REACHED` whatever its claim says: the run cannot tell
@@ -251,14 +269,17 @@ def recipe_verdicts(order_claim: Claim | None, slope_claim: Claim | None, n_no_r
         law = NOT_REACHED
     else:
         law = "not judged" if n_slopes is not None else "not run"
-    return {"order": order, "law": law}
+    long_law = LAW_WORDS[long_slope_claim.verdict] if long_slope_claim is not None else "not run"
+    return {"order": order, "law": law, "long law": long_law}
 
 
 def recipe_sentence(recipe: Recipe, verdicts: dict[str, str], order_claim: Claim | None,
                     slope_claim: Claim | None, n_ordered: int | None = None, n_seeds: int | None = None,
-                    n_slopes: int | None = None) -> str:
+                    n_slopes: int | None = None, long_slope_claim: Claim | None = None,
+                    long_n: Sequence[int] = ()) -> str:
     """One sentence for ``recipe`` built from its verdicts and claims' estimates (no typed numbers);
-    ``n_slopes``: the seeds with a slope, said when the slope is not judged."""
+    ``n_slopes``: the seeds with a slope, said when the slope is not judged; ``long_n``: the N of
+    the longer-context runs, said with ``long_slope_claim``."""
     order = f"Musat's order {verdicts['order']}"
     if order_claim is not None and n_ordered is not None:
         order += f" ({n_ordered} of {n_seeds} seeds settled in it; {order_claim.verdict})"
@@ -267,6 +288,9 @@ def recipe_sentence(recipe: Recipe, verdicts: dict[str, str], order_claim: Claim
         law += f" (median slope over seeds {slope_claim.estimate()}, {slope_claim.interval_text()}; {slope_claim.verdict})"
     elif n_slopes is not None:
         law += f" ({n_slopes} of {n_seeds} seeds crossed 0.4 ln N at two N or more; not judged)"
+    if long_slope_claim is not None:
+        law += (f"; at N = {', '.join(map(str, long_n))} it {verdicts['long law']} (median slope "
+                f"{long_slope_claim.estimate()}, {long_slope_claim.interval_text()}; {long_slope_claim.verdict})")
     return f"**{recipe.description}**: {order}; {law}."
 
 

@@ -89,7 +89,9 @@ POSITIONS = (
         wang="with an unnormalised target the plateau grows with L (the IH signal shrinks like 1/L)",
         agreement="Musat et al. alone make it a law",
         evidence=(("musat", "slope-full"), ("across", "n-squared-singh-task"), ("across", "n-squared-musat-task"),
-                  ("across", "n-squared-adam"), ("across", "n-squared-adam-small"), ("across", "n-squared-sgd")),
+                  ("across", "n-squared-adam"), ("across", "n-squared-adam-small"), ("across", "n-squared-sgd"),
+                  ("across", "n-squared-long-adam"), ("across", "n-squared-long-adam-small"),
+                  ("across", "n-squared-long-sgd")),
     ),
     Row(
         topic="Which training does each claim need?",
@@ -101,7 +103,8 @@ POSITIONS = (
         "is Adam; this book's recipe controls test both recipes on the same model",
         evidence=(("across", "order-adam"), ("across", "order-adam-small"), ("across", "order-sgd"),
                   ("across", "order-sgd-small"), ("across", "n-squared-adam"), ("across", "n-squared-adam-small"),
-                  ("across", "n-squared-sgd")),
+                  ("across", "n-squared-sgd"), ("across", "n-squared-long-adam"), ("across", "n-squared-long-adam-small"),
+                  ("across", "n-squared-long-sgd")),
     ),
 )
 

@@ -125,6 +125,14 @@ SINGH_BASELINE = register(Sweep(
 ))
 
 
+register(Sweep(
+    "singh-eval-clamps", "singh", "the unclamped baseline at each seed again, with checkpoints, and the loss under each "
+    "clamp applied at evaluation only over them (App. Fig 10), with the final model's strongest heads; one ensemble",
+    singh_experiments.baseline_configs, singh_baseline.run_evaluation_clamps, key_fields=("lr", "seed"),
+    run_many=singh_baseline.run_many_evaluation_clamps, chunk=64,
+))
+
+
 def singh_heads(p) -> dict[str, list[int]]:
     """Each seed's strongest heads: quick scale, from baselines trained here
     (:func:`ihcore.singh.experiments.baseline_heads`); paper scale, from the ``singh-baseline``

@@ -6,7 +6,8 @@ and read back without retraining): the loss and accuracy curves on the three eva
 splits, both head scores of every head over training, and the final model's single-head
 ablations, heads added back, pair wiring, group ablations and path ablations, on that
 seed's ablation batch. :func:`run_many` trains the seeds of one setting as one batched
-ensemble (:func:`ihcore.spine.train.train_members`).
+ensemble (:func:`ihcore.singh.subcircuits.train_settings`). :func:`run_evaluation_clamps` trains
+the same baseline with checkpoints and reads the clamps at evaluation time over them (App. Fig 10).
 
 Result keys (H heads, E evaluations): ``eval_steps`` (E,); ``loss/<split>``,
 ``accuracy/<split>`` (E,) for each split of
@@ -22,10 +23,11 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from ihcore.singh.subcircuits import BASELINE_SPLITS, SinghSetting, task_and_model
-from ihcore.spine import ablations, measures
+from ihcore.singh.subcircuits import (BASELINE_SPLITS, CONDITIONS, SinghSetting, clamped_losses, condition_clamp,
+                                      strongest_heads, train_settings)
+from ihcore.spine import ablations
 from ihcore.spine.hooks import other_heads
-from ihcore.spine.train import History, Member, run_in_groups, train_members
+from ihcore.spine.train import History, run_in_groups
 
 PREVIOUS_TOKEN_GROUP = 0.6  # layer-0 heads with final previous-token score >= this form the previous-token group
 
@@ -92,19 +94,9 @@ def _result(config: SinghSetting, task, model, history: History, seeds) -> dict:
 
 def run_many(configs, *, device: str | torch.device | None = None, progress: bool | None = None) -> list[dict]:
     """:func:`run` of every config; configs that differ only in seed train as one batched ensemble."""
-    splits = list(BASELINE_SPLITS)
-
     def run_group(group: list[SinghSetting]) -> list[dict]:
-        key = group[0]
-        built = [task_and_model(config) for config in group]
-        members = [Member(model, task, seeds, [measures.loss_and_accuracy(task, splits), measures.head_scores("train")])
-                   for task, model, seeds in built]
-        histories = train_members(
-            members, steps=key.steps, lr=key.lr, batch_size=key.batch_size, eval_every=key.eval_every,
-            eval_splits=splits, eval_batch_size=key.eval_batch_size, progress=progress, device=device,
-        )
-        return [_result(config, task, model, history, seeds)
-                for config, (task, model, seeds), history in zip(group, built, histories)]
+        trained = train_settings(group, checkpoints=False, device=device, progress=progress)
+        return [_result(config, task, model, history, seeds) for config, (task, model, seeds, history) in zip(group, trained)]
 
     return run_in_groups(configs, run_group, key=lambda config: dataclasses.replace(config, seed=0))
 
@@ -112,3 +104,37 @@ def run_many(configs, *, device: str | torch.device | None = None, progress: boo
 def run(config: SinghSetting, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
     """Train the unclamped baseline ``config`` and return its curves and final measures (module docstring)."""
     return run_many([config], device=device, progress=progress)[0]
+
+
+def evaluation_clamp_curves(task, model, history: History, seeds) -> dict:
+    """Singh et al.'s App. Fig 10 for one trained baseline: the loss under each clamp of
+    :data:`~ihcore.singh.subcircuits.CONDITIONS` applied at evaluation only
+    (:func:`~ihcore.singh.subcircuits.clamped_losses`), at each of the run's checkpoints, on the
+    seed's :func:`ablation_batch`, with the final model's strongest heads (the clamps keep only
+    its strongest induction head). Returns ``checkpoint_steps`` (C,), ``clamped/<condition>`` (C,)
+    and the two heads; ``model`` is left holding its last checkpoint (the trained model)."""
+    heads = strongest_heads(history)
+    by_condition = {condition: condition_clamp(condition, model, heads["previous_token_head"], heads["induction_head"])
+                    for condition in CONDITIONS}
+    measure, batch = clamped_losses(task, "train", by_condition), ablation_batch(task, seeds)
+    steps, losses = ablations.over_checkpoints(model, history.checkpoints, lambda m: measure(m, {"train": batch}))
+    return {"checkpoint_steps": steps, **{f"clamped/{c}": losses[f"loss/train/{c}"] for c in CONDITIONS}, **heads}
+
+
+def run_many_evaluation_clamps(configs, *, device: str | torch.device | None = None,
+                               progress: bool | None = None) -> list[dict]:
+    """:func:`run_evaluation_clamps` of every config; configs that differ only in seed train as one ensemble."""
+    def run_group(group: list[SinghSetting]) -> list[dict]:
+        trained = train_settings(group, checkpoints=True, device=device, progress=progress)
+        return [{**asdict(config), "eval_steps": history.eval_steps, "loss/train": history["loss/train"],
+                 **evaluation_clamp_curves(task, model, history, seeds)}
+                for config, (task, model, seeds, history) in zip(group, trained)]
+
+    return run_in_groups(configs, run_group, key=lambda config: dataclasses.replace(config, seed=0))
+
+
+def run_evaluation_clamps(config: SinghSetting, *, device: str | torch.device | None = None,
+                          progress: bool | None = None) -> dict:
+    """Train the unclamped baseline ``config`` with checkpoints and return its training loss
+    (``eval_steps``, ``loss/train``) and :func:`evaluation_clamp_curves`."""
+    return run_many_evaluation_clamps([config], device=device, progress=progress)[0]

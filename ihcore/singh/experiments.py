@@ -419,6 +419,21 @@ def unclamped_summary(runs: Sequence[dict], batch_size: int) -> dict:
             "budget": max(int(run["steps"]) for run in runs) * batch_size}
 
 
+def evaluation_clamp_times(runs: Sequence[dict], batch_size: int) -> dict[str, np.ndarray]:
+    """Per seed (in the order of ``runs``, :func:`ihcore.singh.baseline.run_evaluation_clamps`
+    results), in sequences seen (inf: never within the run): when the loss under each clamp applied
+    at evaluation (``clamped/<condition>``, read at the checkpoints) first falls below 0.4 ln 2, and
+    when the unclamped training loss (``training``, every evaluation) does. (S,) arrays by name."""
+    def crossing(steps, loss) -> float:
+        step = first_step_below(np.asarray(steps), np.asarray(loss), PHASE_CHANGE_LOSS)
+        return np.inf if step is None else float(step * batch_size)
+
+    times = {"training": np.array([crossing(run["eval_steps"], run["loss/train"]) for run in runs])}
+    for condition in CONDITIONS:
+        times[condition] = np.array([crossing(run["checkpoint_steps"], run[f"clamped/{condition}"]) for run in runs])
+    return times
+
+
 def single_head_times(runs: Sequence[dict], seeds: Sequence[int], n_heads: int) -> np.ndarray:
     """(H, S) phase-change steps (inf: none within the run) of the single-head runs
     (:func:`single_head_configs`), by active head and seed."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -343,17 +343,30 @@ def train_baselines(
     ablations over training). A direct call rather than :func:`run`: the chapter inspects
     the trained models and their checkpoints.
     """
+    trained = train_settings([dataclasses.replace(setting, seed=setting.seed + i) for i in range(n_seeds)],
+                             checkpoints=True, device=device, progress=progress)
+    return [(task, model, history) for task, model, _, history in trained]
+
+
+def train_settings(
+    settings: Sequence[SinghSetting], *, checkpoints: bool, device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> list[tuple[ItemLabelTask, AttentionOnlyTransformer, Seeds, History]]:
+    """Unclamped baselines that differ only in seed, trained as one batched ensemble: one
+    ``(task, model, seeds, history)`` per setting, evaluated as :func:`train_baselines` says, with
+    its checkpoints (every 2 evaluations and at the end) when ``checkpoints``."""
+    first = settings[0]
     splits = list(BASELINE_SPLITS)
-    built = [task_and_model(dataclasses.replace(setting, seed=setting.seed + i)) for i in range(n_seeds)]
+    built = [task_and_model(setting) for setting in settings]
     members = [Member(model, task, seeds, [measures.loss_and_accuracy(task, splits), measures.head_scores("train")])
                for task, model, seeds in built]
+    checkpoint_steps = sorted({*range(0, first.steps, 2 * first.eval_every), first.steps}) if checkpoints else ()
     histories = train_members(
-        members, steps=setting.steps, lr=setting.lr, batch_size=setting.batch_size, eval_every=setting.eval_every,
-        eval_splits=splits, eval_batch_size=setting.eval_batch_size,
-        checkpoint_steps=sorted({*range(0, setting.steps, 2 * setting.eval_every), setting.steps}),
+        members, steps=first.steps, lr=first.lr, batch_size=first.batch_size, eval_every=first.eval_every,
+        eval_splits=splits, eval_batch_size=first.eval_batch_size, checkpoint_steps=checkpoint_steps,
         progress=progress, device=device,
     )
-    return [(task, model, history) for (task, model, _), history in zip(built, histories)]
+    return [(task, model, seeds, history) for (task, model, seeds), history in zip(built, histories)]
 
 
 def train_baseline(

@@ -13,7 +13,7 @@ from ihcore.book import sweeps
 from ihcore.book.sweep_registry import SWEEPS
 from ihcore.spine.claims import ClaimsLedger, at_least, between
 
-RECIPE_SWEEPS = ("across-recipe-order", "across-recipe-scaling")
+RECIPE_SWEEPS = ("across-recipe-order", "across-recipe-scaling", "across-recipe-long-context")
 
 
 def test_every_recipe_trains_its_seeds_with_its_own_optimizer_init_and_learning_rate():
@@ -34,6 +34,29 @@ def test_every_recipe_trains_its_seeds_with_its_own_optimizer_init_and_learning_
     assert max(c.n_pairs for c in long) == 32 and {c.n_tokens for c in long} == {128}  # 2N <= half the vocabulary
     assert {(recipes.recipe_of(c), c.lr, c.steps) for c in scaling} == {
         (r.name, r.lr_musat, r.scaling_steps) for r in with_scaling}
+
+
+def test_the_longer_context_runs_are_three_n_a_factor_two_apart_on_one_vocabulary_for_the_judged_recipes():
+    p = SWEEPS["across-recipe-long-context"].parameters({"seed": 1})
+    configs = recipes.long_context_configs(p)
+    judged = [r for r in recipes.RECIPES if r.judge_slope]
+    assert [r for r in recipes.RECIPES if r.long_steps] == judged  # sgd-small's runs do not reach the phase change
+    assert recipes.long_context_lengths(16) == (4, 8, 16)
+    assert len(configs) == len(judged) * 3 * p.recipe_n_seeds
+    assert {c.n_tokens for c in configs} == {64} and {c.task for c in configs} == {"musat"}
+    for k in range(0, len(configs), p.recipe_n_seeds):  # each chunk of recipe_n_seeds is one ensemble
+        chunk = configs[k:k + p.recipe_n_seeds]
+        assert [c.seed for c in chunk] == list(range(1, 1 + p.recipe_n_seeds))
+        assert len({dataclasses.replace(c, seed=0) for c in chunk}) == 1
+    for recipe in judged:
+        mine = [c for c in configs if recipes.recipe_of(c) == recipe.name]
+        assert sorted({c.n_pairs for c in mine}) == [4, 8, 16]
+        assert {(c.n_pairs, c.lr, c.steps, c.eval_every) for c in mine} == {
+            (n, recipe.lr_musat, recipe.long_steps * n // 16, recipe.long_eval_every) for n in (4, 8, 16)}
+    wide = recipes.long_context_configs(SWEEPS["across-recipe-long-context"].parameters({"recipe_long_n_max": 32}))
+    assert sorted({c.n_pairs for c in wide}) == [8, 16, 32] and {c.n_tokens for c in wide} == {128}
+    with pytest.raises(ValueError, match="recipe_long_n_max = 10 is invalid: expected one of 8, 12"):
+        SWEEPS["across-recipe-long-context"].parameters({"recipe_long_n_max": 10})
 
 
 def test_recipes_that_share_an_optimizer_and_init_are_told_apart_by_their_learning_rate():
@@ -152,11 +175,16 @@ def test_verdicts_and_sentence_come_from_the_claims():
     order = ledger.measure("order", [1.0] * 10)
     slope = ledger.measure("slope", [1.2, 1.3, 1.1, 1.4, 1.2, 1.25, 1.3, 1.35, 1.15, 1.2])
     verdicts = recipes.recipe_verdicts(order, slope)
-    assert verdicts == {"order": "appears", "law": "holds in part"}
-    assert recipes.recipe_verdicts(None, None) == {"order": "not run", "law": "not run"}
+    assert verdicts == {"order": "appears", "law": "holds in part", "long law": "not run"}
+    assert recipes.recipe_verdicts(None, None) == {"order": "not run", "law": "not run", "long law": "not run"}
+    assert recipes.recipe_verdicts(order, slope, long_slope_claim=order)["long law"] == "holds"
     assert recipes.recipe_verdicts(order, None, n_no_rise=6, n_seeds=10)["order"] == recipes.NOT_REACHED
     sentence = recipes.recipe_sentence(recipes.RECIPES[0], verdicts, order, slope, 10, 10)
     assert "appears" in sentence and "holds in part" in sentence and "nan" not in sentence
+    assert "N = 4" not in sentence
+    longer = recipes.recipe_sentence(recipes.RECIPES[0], recipes.recipe_verdicts(order, slope, long_slope_claim=slope),
+                                     order, slope, 10, 10, long_slope_claim=slope, long_n=(4, 8, 16))
+    assert "at N = 4, 8, 16 it holds in part (median slope" in longer
     # N-scaling runs made but not judged: the law is not reached when at most half the seeds have a slope
     assert recipes.recipe_verdicts(order, None, n_seeds=10, n_slopes=0)["law"] == recipes.NOT_REACHED
     assert recipes.recipe_verdicts(order, None, n_seeds=10, n_slopes=8)["law"] == "not judged"

@@ -8,7 +8,7 @@ import pytest
 
 from ihcore.book.chapters import SINGH
 from ihcore.singh import ClampedRunConfig, SinghSetting, experiments
-from ihcore.singh.subcircuits import strongest_heads, train_baseline
+from ihcore.singh.subcircuits import CONDITIONS, PHASE_CHANGE_LOSS, strongest_heads, train_baseline
 from ihcore.spine.train import History
 
 P = SINGH.parameters.validate({"n_seeds": 5})  # five seeds keep the lists below short
@@ -185,3 +185,15 @@ def test_grid_shifts_have_no_ratio_where_neither_run_changes_phase():
                             "unclamped, 200 classes, 5 labels": np.array([np.inf, 300.0])}}
     shift = experiments.grid_shifts(dependence)["unclamped, 200 / 50 classes"]
     assert np.isnan(shift[0]) and shift[1] == 3.0
+
+
+def test_evaluation_clamp_times_are_first_crossings_in_sequences_and_inf_without_one():
+    low, high = PHASE_CHANGE_LOSS - 0.1, PHASE_CHANGE_LOSS + 0.1
+    run = {"eval_steps": np.array([0, 5, 10, 15]), "loss/train": np.array([high, high, low, low]),
+           "checkpoint_steps": np.array([0, 10]),
+           **{f"clamped/{c}": np.array([high, low]) for c in CONDITIONS}}
+    never = {**run, "loss/train": np.full(4, high), **{f"clamped/{c}": np.array([high, high]) for c in CONDITIONS}}
+    times = experiments.evaluation_clamp_times([run, never], batch_size=32)
+    assert times["training"].tolist() == [320.0, np.inf]
+    assert set(times) == {"training", *CONDITIONS}
+    assert all(times[c].tolist() == [320.0, np.inf] for c in CONDITIONS)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ihcore.book import sweep_registry, sweeps
-from ihcore.singh import ClampedRunConfig, SinghSetting
+from ihcore.singh import ClampedRunConfig, SinghSetting, baseline
 from ihcore.singh.subcircuits import (
     CONDITIONS,
     HEAD_MASKS,
@@ -26,6 +26,7 @@ from ihcore.singh.subcircuits import (
     train_baselines,
 )
 from ihcore.spine import clamps
+from ihcore.spine.train import Seeds
 from ihcore.spine.validation import ParameterError
 
 TASK = singh_task(n_labels=5, n_classes=10, item_dim=8, prototypes="lowrank", seed=0)
@@ -189,3 +190,22 @@ def test_the_baseline_ensemble_member_is_the_single_seed_baseline():
         for name in ("loss/train", "accuracy/in_context", "induction_score", "previous_token_score"):
             np.testing.assert_allclose(history[name], alone[name], rtol=1e-5, atol=1e-6)
     assert not np.allclose(ensemble[0][2]["loss/train"], ensemble[1][2]["loss/train"])  # distinct seeds
+
+
+def test_evaluation_clamps_train_the_baseline_and_read_every_clamp_at_every_checkpoint():
+    setting = SinghSetting(**SMALL, steps=20, eval_every=5, eval_batch_size=64, seed=3)
+    result = baseline.run_evaluation_clamps(setting, progress=False)
+    same = baseline.run(setting, progress=False)  # the same training: the baseline sweep's run
+    np.testing.assert_allclose(result["loss/train"], same["loss/train"], rtol=1e-5, atol=1e-6)
+    assert list(result["checkpoint_steps"]) == [0, 10, 20]
+    assert {f"clamped/{c}" for c in CONDITIONS} <= set(result)
+    assert all(result[f"clamped/{c}"].shape == (3,) and np.isfinite(result[f"clamped/{c}"]).all() for c in CONDITIONS)
+    # with the trained model's heads, each clamp is the loss of the clamp applied to the final model
+    task, model, history = train_baseline(setting, progress=False)
+    heads = strongest_heads(history)
+    assert (result["previous_token_head"], result["induction_head"]) == (heads["previous_token_head"], heads["induction_head"])
+    batch = baseline.ablation_batch(task, Seeds.from_base(3))
+    final = clamped_losses(task, "train", {"copy": condition_clamp("3v,5 (copy: C)", model, *heads.values())})
+    np.testing.assert_allclose(result["clamped/3v,5 (copy: C)"][-1], final(model, {"train": batch})["loss/train/copy"],
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(result["clamped/3v,5 (copy: C)"], result["clamped/none"])  # the clamps differ
