@@ -23,8 +23,15 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from ihcore.singh.subcircuits import (BASELINE_SPLITS, CONDITIONS, SinghSetting, clamped_losses, condition_clamp,
-                                      strongest_heads, train_settings)
+from ihcore.singh.subcircuits import (
+    BASELINE_SPLITS,
+    CONDITIONS,
+    SinghSetting,
+    clamped_losses,
+    condition_clamp,
+    strongest_heads,
+    train_settings,
+)
 from ihcore.spine import ablations
 from ihcore.spine.hooks import other_heads
 from ihcore.spine.train import History, run_in_groups
