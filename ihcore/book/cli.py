@@ -1,10 +1,11 @@
 """Command line: ``python -m ihcore list | run CHAPTER [-p NAME VALUE]... [--in-place] | build |
-sweeps | sweep NAME [-p NAME VALUE]... [--shard i/n] [--results DIR] [--device D] |
+sweeps | sweep NAME [-p NAME VALUE]... [--shard i/n] [--results DIR] [--device D] [--compile] |
 merge NAME | ship NAME [-p NAME VALUE]... [--results DIR] [--shards n] | cross-cpu [CHAPTER]...``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ihcore.book.chapters import CHAPTERS, get_chapter
@@ -63,6 +64,7 @@ def sweep_command(args, overrides: dict[str, str]) -> int:
     """``sweep``, ``merge`` and ``ship``: check every input (exit 2) before any run."""
     from ihcore.book import sweep_registry, sweeps
     from ihcore.spine import devices
+    from ihcore.spine.train import COMPILE_ENV
 
     try:
         if args.name not in sweep_registry.SWEEPS:
@@ -72,6 +74,8 @@ def sweep_command(args, overrides: dict[str, str]) -> int:
         if args.command == "sweep":
             shard = parse_shard(args.shard)
             devices.use(args.device)
+            if args.compile:
+                os.environ[COMPILE_ENV] = "1"  # every training loop of this process (ihcore.spine.train)
         elif args.shards is not None and args.shards < 1:
             raise ParameterError(f"--shards {args.shards} is invalid: expected an integer >= 1")
     except ParameterError as error:
@@ -156,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--shard", default="0/1", metavar="i/n",
                               help="run configurations k with k mod n = i (default 0/1: all)")
     sweep_parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    sweep_parser.add_argument("--compile", action="store_true",
+                              help="compile the training steps (torch.compile): faster, rounded differently from eager")
     for name in ("merge", "ship"):
         commands.choices[name].add_argument("--shards", type=int, default=None, metavar="n",
                                             help="name the missing shards' commands for this n")

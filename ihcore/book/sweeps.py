@@ -31,8 +31,9 @@ use the heads picked from a trained baseline): its ``prepare(p)`` result (a smal
 dict) is stored once per parameter set in ``<results_dir>/_prepared/`` and read by every
 shard, so all shards build the same configurations.
 
-Each result file also records the run's wall time (``wall_s``, its share of a batched chunk)
-and the CPU it ran on (``cpu``, the ``lscpu`` model name). Heavy sweeps (a study's paper-scale
+Each result file also records the run's wall time (``wall_s``, its share of a batched chunk),
+the CPU it ran on (``cpu``, the ``lscpu`` model name) and whether its training steps were
+compiled (``compiled``: ``sweep --compile``, see :mod:`ihcore.spine.train`; files without the key are eager). Heavy sweeps (a study's paper-scale
 runs) are *shipped*: :func:`ship` collects their results like :func:`merge` into
 ``data/shipped/<sweep>.json``, committed with the book, with their provenance (the commands
 that regenerate them, the CPUs, the total wall time, the torch version); a chapter reads them
@@ -59,7 +60,7 @@ from tqdm import tqdm
 from ihcore.book.chapters import BOOK_ROOT, SHIPPED_DIR, get_chapter
 from ihcore.spine.claims import write_json_atomic
 from ihcore.spine.reproducibility import cpu_model
-from ihcore.spine.train import progress_enabled
+from ihcore.spine.train import compiled_enabled, progress_enabled
 
 RESULTS_DIR = BOOK_ROOT / "results"
 NOT_IN_KEYS = ("show_progress", "device", "results_dir")  # parameters that do not change what a run computes
@@ -259,14 +260,14 @@ def run_sweep(
     chunks = [todo[k:k + step] for k in range(0, len(todo), step)]
     bar = tqdm(chunks, desc=f"{sweep.name} {index}/{count}", unit=f"×{step} runs" if step > 1 else "run",
                disable=not progress_enabled(progress))
-    cpu = cpu_model()
+    cpu, compiled = cpu_model(), compiled_enabled(None)
     for chunk in bar:  # the sweep's bar replaces the runs'
         start = time.perf_counter()
         results = sweep.run_all([config for _, config in chunk], progress=False)
         wall = (time.perf_counter() - start) / len(chunk)
         for (key, config), result in zip(chunk, results):
             write_json_atomic(directory / f"{key}.json", {"config": encode(config), "result": encode(result),
-                                                          "wall_s": wall, "cpu": cpu})
+                                                          "wall_s": wall, "cpu": cpu, "compiled": compiled})
     return [_load(directory / f"{key}.json")["result"] for key, _ in mine]
 
 
@@ -352,17 +353,22 @@ def ship(sweep: Sweep, p: SimpleNamespace, results_dir: Path | str | None = None
     """Write ``<shipped_dir>/<sweep>.json`` (default ``data/shipped/``): what :func:`merge` writes,
     plus ``provenance``: ``commands`` (the sweep and ship commands that regenerate the file),
     ``cpus`` (the ``lscpu`` model names the runs ran on), ``wall_s`` (their total wall time,
-    seconds), ``runs``, ``torch`` and ``python`` (versions of this process)."""
+    seconds), ``runs``, ``execution`` ("eager", "compiled" or "eager and compiled": how the runs'
+    steps ran; the sweep command carries ``--compile`` when every run was compiled), ``torch`` and
+    ``python`` (versions of this process)."""
     import torch
 
     done, runs, files = _collect(sweep, p, results_dir, shards)
     flags = parameter_flags(sweep, p)
+    executions = sorted({"compiled" if stored.get("compiled") else "eager" for stored in files}, reverse=True)
+    compile_flag = " --compile" if executions == ["compiled"] else ""
     provenance = {
-        "commands": [f"python -m ihcore sweep {sweep.name}{flags}  (resumable; shard with --shard i/n)",
+        "commands": [f"python -m ihcore sweep {sweep.name}{flags}{compile_flag}  (resumable; shard with --shard i/n)",
                      f"python -m ihcore ship {sweep.name}{flags}"],
         "cpus": sorted({stored.get("cpu", "not recorded") for stored in files}),
         "wall_s": round(sum(stored.get("wall_s", 0.0) for stored in files), 1),
-        "runs": len(runs), "torch": torch.__version__, "python": platform.python_version(),
+        "runs": len(runs), "execution": " and ".join(executions),
+        "torch": torch.__version__, "python": platform.python_version(),
     }
     target = Path(shipped_dir or SHIPPED_DIR) / f"{sweep.name}.json"
     write_json_atomic(target, {**_merged(sweep, p, done, runs), "provenance": provenance})

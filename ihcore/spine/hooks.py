@@ -28,6 +28,11 @@ class HookPoint(nn.Module):
         self.name = ""  # set by HookedModule.setup_hooks
         self.fns: list[HookFn] = []
 
+    def __call__(self, activation: torch.Tensor) -> torch.Tensor:
+        # Without hook functions a hook point is the identity: skip nn.Module's call machinery
+        # (it is most of a small model's forward time). Functions attach through ``fns`` only.
+        return self.forward(activation) if self.fns else activation
+
     def forward(self, activation: torch.Tensor) -> torch.Tensor:
         for fn in self.fns:
             result = fn(activation, self.name)
@@ -70,16 +75,16 @@ class HookedModule(nn.Module):
         unknown = sorted(set(fns) - set(self.hook_points))
         if unknown:
             raise KeyError(f"unknown hook points {unknown}; valid names: {sorted(self.hook_points)}")
-        attached: list[tuple[HookPoint, HookFn]] = []
+        attached: list[HookPoint] = []
         try:
             for name, fn_or_fns in fns.items():
                 for fn in [fn_or_fns] if callable(fn_or_fns) else fn_or_fns:
                     self.hook_points[name].fns.append(fn)
-                    attached.append((self.hook_points[name], fn))
+                    attached.append(self.hook_points[name])
             yield
         finally:
-            for point, fn in reversed(attached):
-                point.fns.remove(fn)
+            for point in reversed(attached):
+                point.fns.pop()  # with-blocks nest, so this block's functions are each point's last
 
     def run_with_cache(
         self, *inputs: torch.Tensor, names: Sequence[str] | None = None

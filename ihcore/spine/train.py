@@ -21,6 +21,14 @@ and each group is one batched computation. Measures run on each member's own mod
 that member's weights copied in, so a member's measurements never see another member.
 :func:`train` is the one-member case.
 
+**Compiled steps** (``compiled=True``, or ``IHCORE_COMPILE=1``): the batched loss (forward and
+backward) and the optimiser's step go through ``torch.compile``, which fuses the many small
+operations of these small models into a few C++ kernels (it needs a C compiler at run time, and
+about 15 s to compile). It computes the same functions, rounded differently: a compiled run
+differs from the eager one in the last digits, as a run on another CPU does, so it is not
+bit-identical to the eager runs. Eager (the default) is the book's reference: the chapters and the
+shipped results are eager; ``make bench`` times both.
+
 Devices: the models are moved to ``device`` (:func:`ihcore.spine.devices.pick`: None is the
 current device); batches are still drawn on the CPU from the CPU generators, so the data
 are the same on every device, then moved. Checkpoints are kept on the CPU.
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -44,6 +53,7 @@ from ihcore.spine import devices
 from ihcore.spine.measures import Measure
 
 HookFactory = Callable[[object], Mapping]
+COMPILE_ENV = "IHCORE_COMPILE"  # "1": every training loop compiles its step (see compiled_enabled)
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,14 @@ class Member:
     hooks: HookFactory | None = None
 
 
+def compiled_enabled(compiled: bool | None) -> bool:
+    """Resolve a ``compiled`` flag: None means off, unless ``IHCORE_COMPILE=1`` (``python -m ihcore
+    sweep --compile`` sets it for its runs)."""
+    if compiled is not None:
+        return compiled
+    return os.environ.get(COMPILE_ENV, "0") == "1"
+
+
 def progress_enabled(progress: bool | None) -> bool:
     """Resolve a ``progress`` flag: None means on, except under CI or IHCORE_PROGRESS=0."""
     if progress is not None:
@@ -148,6 +166,7 @@ def train_members(
     threads: int = 1,
     progress: bool | None = None,
     device: str | torch.device | None = None,
+    compiled: bool | None = None,
 ) -> list[History]:
     """Train every member for ``steps`` steps in one batched computation; one History per member.
 
@@ -157,7 +176,8 @@ def train_members(
     ``threads`` sets torch's thread count for the process (results are bit-identical only
     at a fixed thread count). ``device`` (None: the current device,
     :func:`ihcore.spine.devices.current`) is where the models (moved there, and left there,
-    trained) and the batches live; measures get their batches on it.
+    trained) and the batches live; measures get their batches on it. ``compiled`` (None:
+    :func:`compiled_enabled`) trains through ``torch.compile`` (see the module's docstring).
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
@@ -170,7 +190,10 @@ def train_members(
     device = devices.pick(device)
     for member in members:
         member.model.to(device)
-    groups = [_Group(group, lr, optimizer) for group in _groups(members)]
+    compiled = compiled_enabled(compiled)
+    if compiled:
+        torch._dynamo.reset()  # earlier runs' compiled steps guard on their own (now unused) modules
+    groups = [_Group(group, lr, optimizer, compiled) for group in _groups(members)]
     data = [torch.Generator().manual_seed(m.seeds.data) for m in members]
     evaluation = [torch.Generator().manual_seed(m.seeds.eval) for m in members]
     eval_batches = [{split: devices.move(m.task.sample(eval_batch_size, split, gen), device) for split in eval_splits}
@@ -217,7 +240,7 @@ def _groups(members: Sequence[Member]) -> list[list[tuple[int, Member]]]:
 class _Group:
     """Members trained by one vmapped forward and backward pass over their stacked parameters."""
 
-    def __init__(self, group: list[tuple[int, Member]], lr: float, optimizer: str) -> None:
+    def __init__(self, group: list[tuple[int, Member]], lr: float, optimizer: str, compiled: bool) -> None:
         self.indices = [i for i, _ in group]
         self.members = [m for _, m in group]
         self.template = self.members[0].model
@@ -227,6 +250,12 @@ class _Group:
         self._template_batch = None  # the current step's first batch: its non-tensor fields
         optimiser_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
         self.optimiser = optimiser_class(list(self.params.values()), lr=lr)
+        self.batched_loss = vmap(self.member_loss)
+        if compiled:
+            # Compiling drops the optimiser's profiler marks, harmlessly; dynamo's one warning about it is silenced.
+            logging.getLogger("torch._dynamo.variables.ctx_manager").setLevel(logging.ERROR)
+            self.batched_loss = torch.compile(self.batched_loss)
+            self.optimiser.step = torch.compile(self.optimiser.step)
 
     def member_loss(self, params, buffers, fields) -> torch.Tensor:
         batch = dataclasses.replace(self._template_batch, **fields)
@@ -239,7 +268,7 @@ class _Group:
         self._template_batch = batches[0]
         fields = {f.name: torch.stack([getattr(b, f.name) for b in batches])
                   for f in dataclasses.fields(batches[0]) if isinstance(getattr(batches[0], f.name), torch.Tensor)}
-        losses = vmap(self.member_loss)(self.params, self.buffers, fields)  # (S,)
+        losses = self.batched_loss(self.params, self.buffers, fields)  # (S,)
         self.optimiser.zero_grad()
         losses.sum().backward()
         self.optimiser.step()

@@ -91,14 +91,18 @@ def causal_mask(n_positions: int, attend_to_self: bool = True) -> torch.Tensor:
     return key <= query if attend_to_self else key < query
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, *, empty_rows: bool = True) -> torch.Tensor:
     """Softmax of scores (..., T, T) over the keys ``mask`` allows; rows with no allowed key are 0.
 
     The mask is applied here, so scores replaced by a hook cannot break causality.
+    ``empty_rows=False`` promises that every row allows a key (a mask with ``attend_to_self``):
+    the two fills that zero empty rows are then skipped, which changes no value.
     """
-    empty_rows = ~mask.any(dim=-1, keepdim=True)  # (T, 1)
-    scores = scores.masked_fill(~mask, float("-inf")).masked_fill(empty_rows, 0.0)
-    return torch.softmax(scores, dim=-1).masked_fill(empty_rows, 0.0)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    if not empty_rows:
+        return torch.softmax(scores, dim=-1)
+    empty = ~mask.any(dim=-1, keepdim=True)  # (T, 1)
+    return torch.softmax(scores.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
 
 
 def rotary_angles(positions: torch.Tensor, head_size: int, base: float = 10_000.0) -> torch.Tensor:
@@ -143,6 +147,7 @@ class Attention(nn.Module):
         self.register_buffer(
             "mask", causal_mask(config.n_positions, config.attend_to_self), persistent=False
         )
+        self.attend_to_self = config.attend_to_self  # every query row has a key: no empty rows to zero
         self.rotary = config.positional == "rotary"
         if self.rotary:
             cos, signed_sin = _cos_sin(rotary_angles(torch.arange(config.n_positions), e, config.rotary_base))
@@ -164,7 +169,7 @@ class Attention(nn.Module):
         mask = self.mask[:T, :T]
         scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(q.shape[-1])  # (B, H, T, T)
         scores = self.hook_scores(scores.masked_fill(~mask, float("-inf")))
-        pattern = self.hook_pattern(masked_softmax(scores, mask))
+        pattern = self.hook_pattern(masked_softmax(scores, mask, empty_rows=not self.attend_to_self))
         z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)  # (B, T, H, e)
         return self.hook_head_out(torch.einsum("bqhe,hed->bqhd", z, self.W_O))
 

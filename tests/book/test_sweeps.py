@@ -17,6 +17,7 @@ from ihcore.book import sweep_registry, sweeps
 from ihcore.book.cli import main
 from ihcore.book.sweeps import Sweep
 from ihcore.spine.claims import write_json_atomic
+from ihcore.spine.train import COMPILE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,7 +93,7 @@ def test_a_killed_sweep_resumes_without_recomputing_and_merges_like_an_uninterru
     assert not list(folder.glob(".*"))  # no temp files left
     for path in folder.glob("*.json"):
         document = json.loads(path.read_text())
-        assert set(document) == {"config", "result", "wall_s", "cpu"}
+        assert set(document) == {"config", "result", "wall_s", "cpu", "compiled"} and document["compiled"] is False
 
     uninterrupted = tmp_path / "uninterrupted"
     assert start_sleepy(uninterrupted, tmp_path / "other.log", 0.0).wait(timeout=60) == 0
@@ -390,6 +391,18 @@ def test_a_sweep_with_run_many_runs_chunks_and_gives_what_run_gives(tmp_path):
     assert len(chunks) == 6  # finished runs are not run again
 
 
+def test_a_compiled_sweep_says_so_in_its_files_and_its_shipped_commands(counting_registered, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweeps, "SHIPPED_DIR", tmp_path / "shipped")
+    monkeypatch.setenv(COMPILE_ENV, "0")  # restored after the test: the flag sets it for the process
+    results = tmp_path / "results"
+    assert main(["sweep", "test-counting", "--compile", "--results", str(results)]) == 0
+    assert all(json.loads(path.read_text())["compiled"] for path in (results / "test-counting").glob("*.json"))
+    assert main(["ship", "test-counting", "--results", str(results)]) == 0
+    provenance = json.loads((tmp_path / "shipped" / "test-counting.json").read_text())["provenance"]
+    assert provenance["execution"] == "compiled"
+    assert provenance["commands"][0].startswith("python -m ihcore sweep test-counting --compile  (")
+
+
 def test_a_shipped_sweep_records_its_provenance_and_is_checked_against_the_sweep(counting_registered, tmp_path,
                                                                                   monkeypatch, capsys):
     monkeypatch.setattr(sweeps, "SHIPPED_DIR", tmp_path / "shipped")
@@ -410,6 +423,7 @@ def test_a_shipped_sweep_records_its_provenance_and_is_checked_against_the_sweep
     provenance = shipped["provenance"]
     assert provenance["commands"][1] == "python -m ihcore ship test-counting -p seed 3"
     assert provenance["cpus"] == [sweeps.cpu_model()] and provenance["runs"] == 7 and provenance["wall_s"] >= 0
+    assert provenance["execution"] == "eager" and "--compile" not in provenance["commands"][0]
     with pytest.raises(sweeps.ShippedMismatch, match="other parameters .*seed"):
         sweeps.load_shipped("test-counting", sweep.parameters({"seed": 4}))
     calls = len(counting_registered)

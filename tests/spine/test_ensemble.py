@@ -7,7 +7,17 @@ import torch
 from ihcore.spine import clamps, devices
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.measures import head_scores, loss_and_accuracy
-from ihcore.spine.train import Member, Seeds, ensemble_seeds, run_in_groups, seed_groups, train, train_members
+from ihcore.spine.train import (
+    COMPILE_ENV,
+    Member,
+    Seeds,
+    compiled_enabled,
+    ensemble_seeds,
+    run_in_groups,
+    seed_groups,
+    train,
+    train_members,
+)
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 
 SETTINGS = {"steps": 30, "lr": 1e-2, "batch_size": 16, "eval_every": 10, "eval_batch_size": 64, "progress": False,
@@ -65,6 +75,21 @@ def test_ensemble_matches_a_plain_training_loop(hooks, optimizer):
         np.testing.assert_allclose(histories[seed].train_loss, losses, rtol=1e-5, atol=1e-6)
         for key, tensor in final.items():
             torch.testing.assert_close(m.model.state_dict()[key], tensor, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_compiled_steps_train_the_same_runs_as_eager_ones_to_rounding(optimizer, monkeypatch):
+    settings = {**SETTINGS, "checkpoint_steps": (), "optimizer": optimizer}
+    eager = train_members([member(seed, SHARED_CLAMP) for seed in range(2)], **settings)
+    monkeypatch.setenv(COMPILE_ENV, "1")  # the switch of `python -m ihcore sweep --compile`
+    members = [member(seed, SHARED_CLAMP) for seed in range(2)]
+    compiled = train_members(members, **settings)
+    for seed in range(2):
+        np.testing.assert_allclose(compiled[seed].train_loss, eager[seed].train_loss, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(compiled[seed]["loss/train"], eager[seed]["loss/train"], rtol=1e-4, atol=1e-5)
+    assert compiled_enabled(None) and not compiled_enabled(False)
+    monkeypatch.delenv(COMPILE_ENV)
+    assert not compiled_enabled(None)  # eager unless asked: the reference arithmetic
 
 
 def test_a_members_result_does_not_depend_on_the_other_members():

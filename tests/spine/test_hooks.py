@@ -189,6 +189,7 @@ def test_nested_hooks_apply_outer_first_then_inner_in_given_order():
         _, outer = model.run_with_cache(TOKENS, names=["embed"])
     torch.testing.assert_close(inner["embed"], (clean["embed"] + 1) * 2 - 3)
     torch.testing.assert_close(outer["embed"], clean["embed"] + 1)
+    assert not model.hook_points["embed"].fns  # each block removed exactly its own functions
 
 
 def test_unknown_hook_name_raises_key_error_and_attaches_nothing():

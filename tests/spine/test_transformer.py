@@ -56,6 +56,16 @@ def test_masked_softmax_is_softmax_over_allowed_keys_and_zero_elsewhere(attend_t
         torch.testing.assert_close(pattern[:, t, allowed], scores[:, t, allowed].softmax(-1))
 
 
+def test_masked_softmax_without_empty_rows_skips_only_fills_that_change_nothing():
+    mask = causal_mask(5, attend_to_self=True)  # every row has a key
+    raw = torch.randn(3, 2, 5, 5, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    full, fast = masked_softmax(raw, mask), masked_softmax(raw, mask, empty_rows=False)
+    assert torch.equal(full, fast)  # bit for bit: the eager runs are unchanged by the shortcut
+    weights = torch.randn(3, 2, 5, 5, generator=torch.Generator().manual_seed(5))
+    (grad_full,), (grad_fast,) = (torch.autograd.grad((p * weights).sum(), raw) for p in (full, fast))
+    assert torch.equal(grad_full, grad_fast)
+
+
 def test_masked_softmax_empty_row_is_exactly_zero_with_finite_zero_gradient():
     mask = causal_mask(4, attend_to_self=False)  # row 0 has no key
     raw = torch.randn(4, 4, generator=torch.Generator().manual_seed(2), requires_grad=True)
