@@ -75,7 +75,7 @@ import numpy as np
 from ihcore.across import context_scaling, subcircuit_order
 from ihcore.across.subcircuit_order import OrderConfig
 from ihcore.musat import StandardRunConfig
-from ihcore.spine.claims import Claim
+from ihcore.spine.claims import Claim, median_interval, seeds_estimate
 
 # The claims judge the order under Singh's functional lens: its measures are bounded and settle after
 # the phase change. Musat's weight lens is shown beside it, not judged: its contrasts keep growing
@@ -298,6 +298,54 @@ def recipes_with(verdicts: dict[str, dict[str, str]], kind: str, words: Sequence
     """The recipes whose ``kind`` verdict (``order`` or ``law``) is one of ``words``, as Markdown
     code names joined by commas ("none" if none): ``verdicts`` maps recipe -> :func:`recipe_verdicts`."""
     return ", ".join(f"`{name}`" for name, verdict in verdicts.items() if verdict[kind] in words) or "none"
+
+
+def verdict_cell(subject: str, verdict: str) -> str:
+    """A verdict table's cell: ``subject`` with its verdict of :func:`recipe_verdicts` ("the N² law
+    holds in part"), or the verdict alone when the claim was not run."""
+    return verdict if verdict == "not run" else f"{subject} {verdict}"
+
+
+def fit_line(name: str, fit: dict, runs: Sequence[dict]) -> str:
+    """``name``'s N-scaling ``fit`` (:func:`ihcore.across.context_scaling.scaling_fit`) over its
+    ``runs`` in one line: the N, the runs, those censored (never below 0.4 ln N within the cap),
+    those that diverged (loss not finite; read up to the last finite evaluation) and the seeds
+    without a slope (crossed at fewer than two N)."""
+    diverged = sum(subcircuit_order.diverged_at(r) is not None for r in runs)
+    return (f"{name}: N = {fit['n_values']}, {fit['n_runs']} runs, {fit['n_censored']} censored, {diverged} diverged, "
+            f"{len(fit['dropped_seeds'])} seeds without a slope")
+
+
+PER_N_COLUMNS = ["recipe", "N", "cap", "crossed 0.4 ln N", "never below ln N", "diverged", "median phase-change step"]
+
+
+def per_n_rows(name: str, fit: dict, runs: Sequence[dict]) -> list[list]:
+    """Per N of ``fit`` (columns :data:`PER_N_COLUMNS`): the cap (steps), the seeds that crossed
+    0.4 ln N within it, those whose loss never fell below ln N (at or above the copy plateau), those
+    that diverged, and the median phase-change step over seeds at its interval's precision (a seed
+    that never crossed counts as later than every other; "after the cap" when most never crossed)."""
+    rows = []
+    for n in fit["n_values"]:
+        at_n = [r for r in runs if r["n_pairs"] == n]
+        lowest = [np.nanmin(np.asarray(r["loss"], dtype=float)) for r in at_n]
+        times = [np.inf if r["phase_change"] is None else r["phase_change"] for r in at_n]
+        cap = at_n[0]["steps"]
+        median = seeds_estimate(times) if np.median(times) < np.inf else f"after the cap ({cap})"
+        rows.append([name, n, cap, f"{sum(not r['censored'] for r in at_n)} of {len(at_n)}",
+                     sum(low >= context_scaling.plateau_loss(n) for low in lowest),
+                     sum(subcircuit_order.diverged_at(r) is not None for r in at_n), median])
+    return rows
+
+
+def local_slope_line(name: str, fit: dict) -> str | None:
+    """Not a claim: the slope between ``fit``'s two largest N per seed (:func:`largest_n_slopes`),
+    as its median over seeds at its interval's precision and the interval; None when no seed crossed at both."""
+    local = largest_n_slopes(fit)
+    if not local:
+        return None
+    low, high, _ = median_interval(local)
+    return (f"{name}: slope between N = {fit['n_values'][-2]} and {fit['n_values'][-1]} ≈ {seeds_estimate(local)} "
+            f"[{low:.2f}, {high:.2f}] over {len(local)} seeds")
 
 
 def largest_n_slopes(fit: dict) -> list[float]:

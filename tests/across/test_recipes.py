@@ -207,3 +207,28 @@ def test_the_largest_n_slope_is_the_local_exponent_of_the_two_largest_n():
     fit = {"n_values": [2, 4, 8], "times": {0: [100, 400, 1600], 1: [100, 200, None], 2: [50, 100, 150]}}
     slopes = recipes.largest_n_slopes(fit)
     assert len(slopes) == 2 and abs(slopes[0] - 2) < 1e-12 and abs(slopes[1] - np.log2(1.5)) < 1e-12
+
+
+def scaling_run(n: int, phase_change: int | None, loss: list[float]) -> dict:
+    return {"n_pairs": n, "steps": 1000, "phase_change": phase_change, "censored": phase_change is None,
+            "loss": loss, "eval_steps": list(range(0, 100 * len(loss), 100))}
+
+
+def test_per_n_rows_count_crossings_plateaus_and_divergences_and_say_when_most_never_crossed():
+    runs = [scaling_run(2, 200, [1.0, 0.1]), scaling_run(2, 400, [1.0, float("nan")]), scaling_run(2, None, [1.0, 0.9]),
+            scaling_run(4, None, [1.5, 1.45]), scaling_run(4, None, [1.5, 1.2]), scaling_run(4, 300, [1.5, 0.2])]
+    fit = {"n_values": [2, 4]}
+    two, four = recipes.per_n_rows("sgd", fit, runs)
+    assert two[:6] == ["sgd", 2, 1000, "2 of 3", 2, 1] and four[:6] == ["sgd", 4, 1000, "1 of 3", 1, 0]
+    assert four[6] == "after the cap (1000)" and "cap" not in two[6]  # N = 2: the median seed crossed
+    assert len(two) == len(recipes.PER_N_COLUMNS)
+    assert recipes.fit_line("sgd", {**fit, "n_runs": 6, "n_censored": 3, "dropped_seeds": [1]}, runs) == (
+        "sgd: N = [2, 4], 6 runs, 3 censored, 1 diverged, 1 seeds without a slope")
+
+
+def test_a_local_slope_line_needs_a_seed_crossing_at_both_largest_n_and_a_claim_not_run_reads_not_run():
+    assert recipes.local_slope_line("sgd", {"n_values": [2, 4], "times": {0: [100, None]}}) is None
+    line = recipes.local_slope_line("sgd", {"n_values": [2, 4], "times": {0: [100, 400], 1: [100, 400]}})
+    assert line.startswith("sgd: slope between N = 2 and 4 ≈ 2") and line.endswith("over 2 seeds")
+    assert recipes.verdict_cell("the N² law", "not run") == "not run"
+    assert recipes.verdict_cell("the N² law", "holds in part") == "the N² law holds in part"
