@@ -118,18 +118,11 @@ register(Sweep("wang-variants", "wang", "stress tests: joint training, w_KQ as o
 
 _HEADS_EXAMPLE = {"previous_token_head": 0, "induction_head": 0}  # one head for every seed (counts only)
 SINGH_BASELINE = register(Sweep(
-    "singh-baseline", "singh", "the unclamped baseline at each seed, one ensemble, with its curves, head scores and "
-    "end-of-training ablations, wiring and group ablations (at scale paper: Singh et al.'s settings, 1e6 sequences)",
+    "singh-baseline", "singh", "the unclamped baseline at each seed, one ensemble, with its curves, head scores, "
+    "end-of-training ablations, wiring and group ablations, and the clamps applied at evaluation over its checkpoints "
+    "(App. Fig 10) (at scale paper: Singh et al.'s settings, 1e6 sequences)",
     singh_experiments.baseline_configs, singh_baseline.run, key_fields=("lr", "seed"),
     run_many=singh_baseline.run_many, chunk=64,
-))
-
-
-register(Sweep(
-    "singh-eval-clamps", "singh", "the unclamped baseline at each seed again, with checkpoints, and the loss under each "
-    "clamp applied at evaluation only over them (App. Fig 10), with the final model's strongest heads; one ensemble",
-    singh_experiments.baseline_configs, singh_baseline.run_evaluation_clamps, key_fields=("lr", "seed"),
-    run_many=singh_baseline.run_many_evaluation_clamps, chunk=64,
 ))
 
 

@@ -422,7 +422,9 @@ def source_text(name: str, results: list[dict] | None, provenance: dict | None) 
     if provenance is None:
         return f"`{name}`: " + ("computed here" if results is not None else "not run")
     commands = "` then `".join(command.split("  (")[0] for command in provenance["commands"])
-    return (f"`{name}`: shipped, {provenance['runs']} runs ({provenance['wall_s'] / 60:.0f} min on "
+    execution = provenance.get("execution", "eager")  # files shipped before it was recorded are eager
+    compiled = "" if execution == "eager" else f"{execution}, "
+    return (f"`{name}`: shipped, {provenance['runs']} runs ({compiled}{provenance['wall_s'] / 60:.0f} min on "
             f"{', '.join(provenance['cpus'])}, torch {provenance['torch']}); regenerate with `{commands}`")
 
 

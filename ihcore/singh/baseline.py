@@ -5,14 +5,16 @@ a small dict of arrays (JSON-storable, so paper-scale baselines can be shipped a
 and read back without retraining): the loss and accuracy curves on the three evaluation
 splits, both head scores of every head over training, and the final model's single-head
 ablations, heads added back, pair wiring, group ablations and path ablations, on that
-seed's ablation batch. :func:`run_many` trains the seeds of one setting as one batched
-ensemble (:func:`ihcore.singh.subcircuits.train_settings`). :func:`run_evaluation_clamps` trains
-the same baseline with checkpoints and reads the clamps at evaluation time over them (App. Fig 10).
+seed's ablation batch, and the loss under each clamp applied at evaluation over the run's
+checkpoints (App. Fig 10, :func:`evaluation_clamp_curves`). :func:`run_many` trains the seeds of
+one setting as one batched ensemble (:func:`ihcore.singh.subcircuits.train_settings`).
 
-Result keys (H heads, E evaluations): ``eval_steps`` (E,); ``loss/<split>``,
-``accuracy/<split>`` (E,) for each split of
-:data:`~ihcore.singh.subcircuits.BASELINE_SPLITS`; ``previous_token_score``,
-``induction_score`` (E, layers, H); ``final``: the dict of :func:`final_measures`.
+Result keys (H heads, E evaluations, C checkpoints: every second evaluation and the end): the
+setting's fields; ``eval_steps`` (E,); ``loss/<split>``, ``accuracy/<split>`` (E,) for each split
+of :data:`~ihcore.singh.subcircuits.BASELINE_SPLITS`; ``previous_token_score``,
+``induction_score`` (E, layers, H); ``final``: the dict of :func:`final_measures`; and those of
+:func:`evaluation_clamp_curves`: ``checkpoint_steps`` (C,), ``clamped/<condition>`` (C,), and the
+``previous_token_head`` and ``induction_head`` the clamps used.
 """
 
 from __future__ import annotations
@@ -92,27 +94,6 @@ def final_measures(task, model, history: History, seeds) -> dict:
     }
 
 
-def _result(config: SinghSetting, task, model, history: History, seeds) -> dict:
-    curves = {name: history[name] for split in BASELINE_SPLITS for name in (f"loss/{split}", f"accuracy/{split}")}
-    return {**asdict(config), "eval_steps": history.eval_steps, **curves,
-            "previous_token_score": history["previous_token_score"], "induction_score": history["induction_score"],
-            "final": final_measures(task, model, history, seeds)}
-
-
-def run_many(configs, *, device: str | torch.device | None = None, progress: bool | None = None) -> list[dict]:
-    """:func:`run` of every config; configs that differ only in seed train as one batched ensemble."""
-    def run_group(group: list[SinghSetting]) -> list[dict]:
-        trained = train_settings(group, checkpoints=False, device=device, progress=progress)
-        return [_result(config, task, model, history, seeds) for config, (task, model, seeds, history) in zip(group, trained)]
-
-    return run_in_groups(configs, run_group, key=lambda config: dataclasses.replace(config, seed=0))
-
-
-def run(config: SinghSetting, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
-    """Train the unclamped baseline ``config`` and return its curves and final measures (module docstring)."""
-    return run_many([config], device=device, progress=progress)[0]
-
-
 def evaluation_clamp_curves(task, model, history: History, seeds) -> dict:
     """Singh et al.'s App. Fig 10 for one trained baseline: the loss under each clamp of
     :data:`~ihcore.singh.subcircuits.CONDITIONS` applied at evaluation only
@@ -128,20 +109,23 @@ def evaluation_clamp_curves(task, model, history: History, seeds) -> dict:
     return {"checkpoint_steps": steps, **{f"clamped/{c}": losses[f"loss/train/{c}"] for c in CONDITIONS}, **heads}
 
 
-def run_many_evaluation_clamps(configs, *, device: str | torch.device | None = None,
-                               progress: bool | None = None) -> list[dict]:
-    """:func:`run_evaluation_clamps` of every config; configs that differ only in seed train as one ensemble."""
+def _result(config: SinghSetting, task, model, history: History, seeds) -> dict:
+    curves = {name: history[name] for split in BASELINE_SPLITS for name in (f"loss/{split}", f"accuracy/{split}")}
+    final = final_measures(task, model, history, seeds)
+    return {**asdict(config), "eval_steps": history.eval_steps, **curves,
+            "previous_token_score": history["previous_token_score"], "induction_score": history["induction_score"],
+            "final": final, **evaluation_clamp_curves(task, model, history, seeds)}
+
+
+def run_many(configs, *, device: str | torch.device | None = None, progress: bool | None = None) -> list[dict]:
+    """:func:`run` of every config; configs that differ only in seed train as one batched ensemble."""
     def run_group(group: list[SinghSetting]) -> list[dict]:
         trained = train_settings(group, checkpoints=True, device=device, progress=progress)
-        return [{**asdict(config), "eval_steps": history.eval_steps, "loss/train": history["loss/train"],
-                 **evaluation_clamp_curves(task, model, history, seeds)}
-                for config, (task, model, seeds, history) in zip(group, trained)]
+        return [_result(config, task, model, history, seeds) for config, (task, model, seeds, history) in zip(group, trained)]
 
     return run_in_groups(configs, run_group, key=lambda config: dataclasses.replace(config, seed=0))
 
 
-def run_evaluation_clamps(config: SinghSetting, *, device: str | torch.device | None = None,
-                          progress: bool | None = None) -> dict:
-    """Train the unclamped baseline ``config`` with checkpoints and return its training loss
-    (``eval_steps``, ``loss/train``) and :func:`evaluation_clamp_curves`."""
-    return run_many_evaluation_clamps([config], device=device, progress=progress)[0]
+def run(config: SinghSetting, *, device: str | torch.device | None = None, progress: bool | None = None) -> dict:
+    """Train the unclamped baseline ``config`` and return its curves and final measures (module docstring)."""
+    return run_many([config], device=device, progress=progress)[0]

@@ -401,6 +401,7 @@ def test_a_compiled_sweep_says_so_in_its_files_and_its_shipped_commands(counting
     provenance = json.loads((tmp_path / "shipped" / "test-counting.json").read_text())["provenance"]
     assert provenance["execution"] == "compiled"
     assert provenance["commands"][0].startswith("python -m ihcore sweep test-counting --compile  (")
+    assert "shipped, 7 runs (compiled, " in sweeps.source_text("test-counting", None, provenance)
 
 
 def test_a_shipped_sweep_records_its_provenance_and_is_checked_against_the_sweep(counting_registered, tmp_path,

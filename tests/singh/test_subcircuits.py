@@ -192,16 +192,15 @@ def test_the_baseline_ensemble_member_is_the_single_seed_baseline():
     assert not np.allclose(ensemble[0][2]["loss/train"], ensemble[1][2]["loss/train"])  # distinct seeds
 
 
-def test_evaluation_clamps_train_the_baseline_and_read_every_clamp_at_every_checkpoint():
+def test_the_baseline_run_reads_every_clamp_at_evaluation_at_every_checkpoint():
     setting = SinghSetting(**SMALL, steps=20, eval_every=5, eval_batch_size=64, seed=3)
-    result = baseline.run_evaluation_clamps(setting, progress=False)
-    same = baseline.run(setting, progress=False)  # the same training: the baseline sweep's run
-    np.testing.assert_allclose(result["loss/train"], same["loss/train"], rtol=1e-5, atol=1e-6)
+    result = baseline.run(setting, progress=False)  # the baseline sweep's run
+    task, model, history = train_baseline(setting, progress=False)  # the same training, live
+    np.testing.assert_allclose(result["loss/train"], history["loss/train"], rtol=1e-5, atol=1e-6)
     assert list(result["checkpoint_steps"]) == [0, 10, 20]
     assert {f"clamped/{c}" for c in CONDITIONS} <= set(result)
     assert all(result[f"clamped/{c}"].shape == (3,) and np.isfinite(result[f"clamped/{c}"]).all() for c in CONDITIONS)
     # with the trained model's heads, each clamp is the loss of the clamp applied to the final model
-    task, model, history = train_baseline(setting, progress=False)
     heads = strongest_heads(history)
     assert (result["previous_token_head"], result["induction_head"]) == (heads["previous_token_head"], heads["induction_head"])
     batch = baseline.ablation_batch(task, Seeds.from_base(3))
