@@ -23,8 +23,9 @@ that member's weights copied in, so a member's measurements never see another me
 
 **Compiled steps** (``compiled=True``, or ``IHCORE_COMPILE=1``): the batched loss (forward and
 backward) and the optimiser's step go through ``torch.compile``, which fuses the many small
-operations of these small models into a few C++ kernels (it needs a C compiler at run time, and
-about 15 s to compile). It computes the same functions, rounded differently: a compiled run
+operations of these small models into a few C++ kernels (it needs a C compiler at run time; the
+paper-scale Singh model's step takes about 30 s to compile the first time, a few seconds from the
+compiler's cache). It computes the same functions, rounded differently: a compiled run
 differs from the eager one in the last digits, as a run on another CPU does, so it is not
 bit-identical to the eager runs. Eager (the default) is the book's reference: the chapters and the
 shipped results are eager; ``make bench`` times both.
