@@ -128,16 +128,12 @@ def time_singh_paper(seeds: Sequence[int], steps: int, compiled: bool) -> float:
     """Wall seconds of ``steps`` steps of the paper-scale Singh baselines of the sweep's ``seeds``
     (indices of its configurations) trained as one ensemble on one thread, with the sweep's
     evaluations every 250 steps (end-of-run measures left out)."""
-    from ihcore.singh.subcircuits import task_and_model
+    from ihcore.singh.subcircuits import train_settings
 
     configs = sweep_registry.get_sweep("singh-baseline").configs(SINGH.parameters.validate({"scale": "paper"}))
-    built = [task_and_model(dataclasses.replace(configs[k], steps=steps)) for k in seeds]
-    members = [Member(model, task, seeds, [measures.loss_and_accuracy(task, list(BASELINE_SPLITS)),
-                                           measures.head_scores("train")]) for task, model, seeds in built]
-    s = configs[0]
     start = time.perf_counter()
-    train_members(members, steps=steps, lr=s.lr, batch_size=s.batch_size, eval_every=s.eval_every,
-                  eval_splits=list(BASELINE_SPLITS), eval_batch_size=s.eval_batch_size, progress=False, compiled=compiled)
+    train_settings([dataclasses.replace(configs[k], steps=steps) for k in seeds], checkpoints=False, progress=False,
+                   compiled=compiled)
     return time.perf_counter() - start
 
 

@@ -420,9 +420,10 @@ def unclamped_summary(runs: Sequence[dict], batch_size: int) -> dict:
 
 
 def evaluation_clamp_times(runs: Sequence[dict], batch_size: int) -> dict[str, np.ndarray]:
-    """Per seed (in the order of ``runs``, :func:`ihcore.singh.baseline.run` results), in sequences seen (inf: never within the run): when the loss under each clamp applied
-    at evaluation (``clamped/<condition>``, read at the checkpoints) first falls below 0.4 ln 2, and
-    when the unclamped training loss (``training``, every evaluation) does. (S,) arrays by name."""
+    """Per seed (in the order of ``runs``, :func:`ihcore.singh.baseline.run` results), in sequences
+    seen (inf: never within the run): when the loss under each clamp applied at evaluation
+    (``clamped/<condition>``, read at the checkpoints) first falls below 0.4 ln 2, and when the
+    unclamped training loss (``training``, every evaluation) does. (S,) arrays by name."""
     def crossing(steps, loss) -> float:
         step = first_step_below(np.asarray(steps), np.asarray(loss), PHASE_CHANGE_LOSS)
         return np.inf if step is None else float(step * batch_size)
