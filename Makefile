@@ -20,9 +20,9 @@ $(INSTALLED): requirements.txt pyproject.toml
 book: $(INSTALLED)
 	$(PYTHON) -m ihcore build
 
-## Unit tests and nbval over the committed notebooks, two workers.
+## Unit tests and nbval over the committed notebooks, two workers, the slowest files first (conftest.py).
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -n 2 --dist loadfile
+	$(PYTHON) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 ## Wall times of the spine: training steps and each chapter at its defaults.
 bench: $(INSTALLED)

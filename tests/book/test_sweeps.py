@@ -257,7 +257,8 @@ def test_sweeps_lists_every_sweep_with_its_chapter_and_runs(capsys):
 
 # Small parameters under which one run of each registered sweep takes seconds.
 TINY = {
-    "musat": {"n_max_full": 2, "stress_n_max": 4, "tau_factor": 1.0, "batch_size": 8},
+    "musat": {"n_max_full": 2, "stress_n_max": 4, "tau_factor": 1.0, "batch_size": 8, "ref_batch_size": 8,
+              "ref_tau_factor": 1.0, "theorem2_tau_factor": 1.0},
     "wang": {"time": 10.0, "unnormalised_time": 10.0, "n_train": 64, "n_eval": 64, "sweep_max_length": 32},
     "singh": {"steps": 10, "slow_steps": 10, "clamp_steps": 10, "sweep_steps": 10, "eval_every": 5, "n_heads": 2,
               "d_model": 8, "item_dim": 8, "n_classes": 4, "sweep_classes": 5, "sweep_labels": 6},
@@ -265,9 +266,20 @@ TINY = {
 }
 
 
+TINY_STEPS = 100  # the recipe sweeps fix their runs' lengths (thousands of steps): the test caps them
+
+
+def at_most_tiny_steps(build):
+    """``build`` with every configuration's ``steps`` capped at :data:`TINY_STEPS`."""
+    def capped(*args):
+        return [replace(c, steps=min(c.steps, TINY_STEPS)) if hasattr(c, "steps") else c for c in build(*args)]
+    return capped
+
+
 @pytest.mark.parametrize("name", list(sweep_registry.SWEEPS))
 def test_every_registered_sweep_runs_and_stores_a_run(name, tmp_path):
     sweep = sweep_registry.SWEEPS[name]
+    sweep = replace(sweep, build=at_most_tiny_steps(sweep.build))
     p = sweep.parameters(TINY[sweep.chapter])
     configs = sweep.configs(p, sweeps.prepared(sweep, p, tmp_path))
     assert len(configs) == sweep.count(p) and len({sweep.key(c) for c in configs}) == len(configs)
