@@ -7,13 +7,16 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # Kernels started by papermill and nbval must find this environment's python first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# pip installs without compiling bytecode (half its time, most of it for modules never imported);
+# Python writes the bytecode of what is imported on first import, which needs writing allowed.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: book test bench cross-cpu clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e '.[interop]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --no-deps -e '.[interop]'
 	touch $@
 
 ## Execute every chapter at its defaults and render _build/html/index.html.

@@ -15,7 +15,8 @@ dispatch, the best instruction set the CPU has, and MKL's ``COMPATIBLE`` path) i
 
 ``python -m ihcore cross-cpu [CHAPTER ...]`` (``make cross-cpu``: every chapter that trains)
 prints one line per chapter and the differences, and exits 1 if there are any. It costs one
-execution of each chapter; the test suite runs it on the from-scratch chapter only.
+execution of each chapter. The test suite has nbval re-execute the from-scratch chapter under the
+same setting (``conftest.py``), which makes the same comparisons.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,21 @@ from ihcore.spine.claims import CLAIMS_ENV, disagreements
 ALTERNATE_CPU_ENVIRONMENT = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "ALL"}
 CROSS_CPU = BOOK_ROOT / "_build" / "cross-cpu"
 COMMITTED_CLAIMS = BOOK_ROOT / "data" / "claims"
+
+
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment with ``variables`` set (processes started inside inherit them), then restored."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def checked_outputs(path: Path) -> list[str]:
@@ -81,18 +99,9 @@ def check_chapter(chapter: Chapter, *, destination: Path = CROSS_CPU, cell_timeo
     copy_sources(destination, notebooks=False)
     claims = destination / "data" / "claims"
     shutil.copytree(COMMITTED_CLAIMS, claims, dirs_exist_ok=True)
-    environment = {**ALTERNATE_CPU_ENVIRONMENT, CLAIMS_ENV: str(claims)}  # the kernel inherits it
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    try:
+    with environment({**ALTERNATE_CPU_ENVIRONMENT, CLAIMS_ENV: str(claims)}):  # the kernel inherits it
         fresh = run_chapter(chapter, chapter.parameters.parse({}), cell_timeout=cell_timeout,
                             output=destination / chapter.notebook)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     committed, rerun = checked_outputs(BOOK_ROOT / chapter.notebook), checked_outputs(fresh)
     differing = [(i, a, b) for i, (a, b) in enumerate(zip(committed, rerun)) if a != b]
     if len(committed) != len(rerun):
