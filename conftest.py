@@ -30,11 +30,11 @@ from ihcore.spine.reproducibility import pin_cpu_numerics
 
 pin_cpu_numerics()
 
-import pytest  # noqa: E402
+import pytest
 import torch  # noqa: E402  (after the pin: the math libraries read it when first used)
 
-from ihcore.book.chapters import FROM_SCRATCH  # noqa: E402
-from ihcore.book.cross_cpu import ALTERNATE_CPU_ENVIRONMENT, environment  # noqa: E402
+from ihcore.book.chapters import FROM_SCRATCH
+from ihcore.book.cross_cpu import ALTERNATE_CPU_ENVIRONMENT, environment
 
 ROOT = Path(__file__).parent
 ANOTHER_CPU_NOTEBOOK = ROOT / FROM_SCRATCH.notebook
