@@ -55,7 +55,8 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.relative_to(ROOT).as_posix(), len(rank)))  # stable: files keep their order
+    # A stable sort: the other files, and each file's items, keep their order.
+    items.sort(key=lambda item: rank.get(item.path.relative_to(ROOT).as_posix(), len(rank)))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -27,13 +27,12 @@ from ihcore.book.chapters import ACROSS, CHAPTERS, FROM_SCRATCH, MUSAT, SINGH, W
 from ihcore.musat import flow_runs, minimal_runs
 from ihcore.musat.reduced import three_parameter_flow
 from ihcore.singh import ClampedRunConfig, SinghSetting
-from ihcore.singh.subcircuits import BASELINE_SPLITS, CONDITIONS, singh_model, singh_task
+from ihcore.singh.subcircuits import CONDITIONS, train_settings
 from ihcore.singh.subcircuits import run as singh_run
-from ihcore.spine import measures
 from ihcore.spine.item_label_task import ItemLabelTask
 from ihcore.spine.markdown import markdown_table
 from ihcore.spine.reproducibility import PINNED_CPU_ENVIRONMENT, pin_cpu_numerics
-from ihcore.spine.train import Member, ensemble_seeds, train, train_members
+from ihcore.spine.train import train
 from ihcore.spine.transformer import AttentionOnlyTransformer, TransformerConfig
 from ihcore.wang import stress_tests
 
@@ -97,14 +96,9 @@ def time_singh_baselines(n_seeds: int, threads: int) -> float:
     """Wall seconds to train ``n_seeds`` Singh baselines (default setting, with the baseline's
     evaluations) as one ensemble on ``threads`` threads."""
     s = SinghSetting()
-    members = []
-    for seeds in ensemble_seeds(s.seed, n_seeds):
-        task = singh_task(s.n_labels, s.n_classes, s.item_dim, s.prototypes, seeds.init)
-        members.append(Member(singh_model(task, s.n_heads, s.d_model, seeds.init), task, seeds,
-                              [measures.loss_and_accuracy(task, list(BASELINE_SPLITS)), measures.head_scores("train")]))
     start = time.perf_counter()
-    train_members(members, steps=s.steps, lr=s.lr, batch_size=s.batch_size, eval_every=s.eval_every,
-                  eval_splits=list(BASELINE_SPLITS), eval_batch_size=s.eval_batch_size, threads=threads, progress=False)
+    train_settings([dataclasses.replace(s, seed=s.seed + i) for i in range(n_seeds)], checkpoints=False,
+                   progress=False, threads=threads)
     wall = time.perf_counter() - start
     torch.set_num_threads(1)
     return wall
@@ -128,8 +122,6 @@ def time_singh_paper(seeds: Sequence[int], steps: int, compiled: bool) -> float:
     """Wall seconds of ``steps`` steps of the paper-scale Singh baselines of the sweep's ``seeds``
     (indices of its configurations) trained as one ensemble on one thread, with the sweep's
     evaluations every 250 steps (end-of-run measures left out)."""
-    from ihcore.singh.subcircuits import train_settings
-
     configs = sweep_registry.get_sweep("singh-baseline").configs(SINGH.parameters.validate({"scale": "paper"}))
     start = time.perf_counter()
     train_settings([dataclasses.replace(configs[k], steps=steps) for k in seeds], checkpoints=False, progress=False,

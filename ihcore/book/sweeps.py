@@ -34,11 +34,11 @@ shard, so all shards build the same configurations.
 Each result file also records the run's wall time (``wall_s``, its share of a batched chunk),
 the CPU it ran on (``cpu``, the ``lscpu`` model name) and whether its training steps were
 compiled (``compiled``: ``sweep --compile``, see :mod:`ihcore.spine.train`; files without the
-key are eager). Heavy sweeps (a study's paper-scale runs) are *shipped*: :func:`ship` collects their results like :func:`merge` into
-``data/shipped/<sweep>.json``, committed with the book, with their provenance (the commands
-that regenerate them, the CPUs, the total wall time, the torch version); a chapter reads them
-with :func:`load_shipped`, which can check that they are the sweep's configurations at the
-stated parameters.
+key are eager). Heavy sweeps (a study's paper-scale runs) are *shipped*: :func:`ship` collects
+their results like :func:`merge` into ``data/shipped/<sweep>.json``, committed with the book,
+with their provenance (the commands that regenerate them, the CPUs, the total wall time, the
+torch version); a chapter reads them with :func:`load_shipped`, which can check that they are
+the sweep's configurations at the stated parameters.
 """
 
 from __future__ import annotations

@@ -350,12 +350,12 @@ def train_baselines(
 
 def train_settings(
     settings: Sequence[SinghSetting], *, checkpoints: bool, device: str | torch.device | None = None,
-    progress: bool | None = None, compiled: bool | None = None,
+    progress: bool | None = None, compiled: bool | None = None, threads: int = 1,
 ) -> list[tuple[ItemLabelTask, AttentionOnlyTransformer, Seeds, History]]:
     """Unclamped baselines that differ only in seed, trained as one batched ensemble: one
     ``(task, model, seeds, history)`` per setting, evaluated as :func:`train_baselines` says, with
-    its checkpoints (every 2 evaluations and at the end) when ``checkpoints``; ``compiled`` as in
-    :func:`ihcore.spine.train.train_members`."""
+    its checkpoints (every 2 evaluations and at the end) when ``checkpoints``; ``compiled`` and
+    ``threads`` as in :func:`ihcore.spine.train.train_members`."""
     first = settings[0]
     splits = list(BASELINE_SPLITS)
     built = [task_and_model(setting) for setting in settings]
@@ -365,7 +365,7 @@ def train_settings(
     histories = train_members(
         members, steps=first.steps, lr=first.lr, batch_size=first.batch_size, eval_every=first.eval_every,
         eval_splits=splits, eval_batch_size=first.eval_batch_size, checkpoint_steps=checkpoint_steps,
-        progress=progress, device=device, compiled=compiled,
+        progress=progress, device=device, compiled=compiled, threads=threads,
     )
     return [(task, model, seeds, history) for (task, model, seeds), history in zip(built, histories)]
 
