@@ -166,9 +166,12 @@ def component_weights(outputs: torch.Tensor, regressors: torch.Tensor, alphas: t
     outputs (R, N) are fitted as c_G g1 + c_M g2 + c_S g3 (+ c_k g_k for further columns of
     ``regressors`` (N, K ≥ 3), nuisance terms such as an intercept); no implicit intercept.
     """
-    # QR (LAPACK gels): the same bits run after run, and each row's fit does not depend on the
-    # other rows (the CPU default, gelsy, varies in the last bit from call to call)
-    coefficients = torch.linalg.lstsq(regressors, outputs.T, driver="gels").solution.T  # (R, K)
+    # One QR solve (LAPACK gels) per row: the same bits run after run (the CPU default, gelsy,
+    # varies in the last bit from call to call), and a row's fit never depends on the other rows.
+    # One solve of all R rows as right-hand sides is blocked by R, and on some CPUs (measured on
+    # an AMD EPYC, not on Intel Xeons) its blocks round differently from a single row's solve.
+    coefficients = torch.stack([torch.linalg.lstsq(regressors, row[:, None], driver="gels").solution[:, 0]
+                                for row in outputs])  # (R, K)
     return {"r_G": coefficients[:, 0] / alphas, "r_M": coefficients[:, 1] / (1 - alphas),
             "r_I": coefficients[:, 2] / (1 - alphas)}
 
