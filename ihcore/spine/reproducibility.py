@@ -1,11 +1,14 @@
-"""Bit-identical CPU results across machines: one instruction set for torch's math libraries.
+"""Bit-identical CPU results across machines of one CPU family: one instruction set for torch's math libraries.
 
 With the same seeds and thread count, torch on one CPU gives the same bits every run. On
 another CPU it may not: MKL, oneDNN and ATen's own vector kernels pick their code path by
 the instruction sets the CPU has (AVX2, AVX-512, AMX), and the paths round differently.
 The differences start in the 6th digit, but training amplifies them (a phase change comes
 a few steps earlier), so a notebook's printed summaries can change. Pinning every library
-to its AVX2 path (which every x86-64 CPU of the last decade has) makes them agree.
+to its AVX2 path (which every x86-64 CPU of the last decade has) makes CPUs of one family
+agree. It does not make another family agree: rerun on an AMD EPYC, a pinned Musat run shipped
+from an Intel Xeon (``musat-diagnosis``) gave coefficients and losses that differ from the 6th
+digit on. The chapters' verdicts, judged over seeds, are what stay the same there.
 
 :func:`pin_cpu_numerics` sets the variables; the libraries read them when first used, so
 it must run before any torch computation, best before ``import torch``. The test suite,
