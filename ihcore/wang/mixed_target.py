@@ -168,8 +168,8 @@ def component_weights(outputs: torch.Tensor, regressors: torch.Tensor, alphas: t
     """
     # One QR solve (LAPACK gels) per row: the same bits run after run (the CPU default, gelsy,
     # varies in the last bit from call to call), and a row's fit never depends on the other rows.
-    # One solve of all R rows as right-hand sides is blocked by R, and on some CPUs (measured on
-    # an AMD EPYC, not on Intel Xeons) its blocks round differently from a single row's solve.
+    # One solve with all R rows as right-hand sides rounds a row differently for different R on
+    # some CPUs (measured on an AMD EPYC; not on Intel Xeons).
     coefficients = torch.stack([torch.linalg.lstsq(regressors, row[:, None], driver="gels").solution[:, 0]
                                 for row in outputs])  # (R, K)
     return {"r_G": coefficients[:, 0] / alphas, "r_M": coefficients[:, 1] / (1 - alphas),
