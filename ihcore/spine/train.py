@@ -21,11 +21,15 @@ and each group is one batched computation. Measures run on each member's own mod
 that member's weights copied in, so a member's measurements never see another member.
 :func:`train` is the one-member case.
 
-**Compiled steps** (``compiled=True``, or ``IHCORE_COMPILE=1``): the batched loss (forward and
-backward) and the optimiser's step go through ``torch.compile``, which fuses the many small
-operations of these small models into a few C++ kernels (it needs a C compiler at run time; the
-paper-scale Singh model's step takes about 30 s to compile the first time, a few seconds from the
-compiler's cache). It computes the same functions, rounded differently: a compiled run
+**Compiled steps** (``compiled=True``, or ``IHCORE_COMPILE=1``): a whole step, the batched
+forward pass, its gradient (``torch.func.grad``) and the optimiser's update (torch's own
+functional Adam or SGD, with the optimiser's settings), is one ``torch.compile`` graph, fused
+into a few C++ kernels with no Python, autograd engine or graph boundary between them; the
+attention's small per-head products are written so that they fuse too
+(:func:`ihcore.spine.transformer.head_products`). Every step calls the graph with the same
+objects and shapes, so after the first its guards are not evaluated. It needs a C compiler at
+run time; the paper-scale Singh step takes about 50 s to compile the first time, a few seconds
+from the compiler's cache. It computes the same functions, rounded differently: a compiled run
 differs from the eager one in the last digits, as a run on another CPU does, so it is not
 bit-identical to the eager runs. Eager (the default) is the book's reference: the chapters and the
 shipped results are eager; ``make bench`` times both.
@@ -39,7 +43,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -48,6 +51,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
+from torch.optim.adam import adam
+from torch.optim.sgd import sgd
 from tqdm import tqdm
 
 from ihcore.spine import devices
@@ -252,11 +257,10 @@ class _Group:
         optimiser_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
         self.optimiser = optimiser_class(list(self.params.values()), lr=lr)
         self.batched_loss = vmap(self.member_loss)
+        self.compiled_step, self.compiled_once = None, False
         if compiled:
-            # Compiling drops the optimiser's profiler marks, harmlessly; dynamo's one warning about it is silenced.
-            logging.getLogger("torch._dynamo.variables.ctx_manager").setLevel(logging.ERROR)
-            self.batched_loss = torch.compile(self.batched_loss)
-            self.optimiser.step = torch.compile(self.optimiser.step)
+            self.update = _FunctionalUpdate(self.optimiser)
+            self.compiled_step = torch.compile(self._step_graph)
 
     def member_loss(self, params, buffers, fields) -> torch.Tensor:
         batch = dataclasses.replace(self._template_batch, **fields)
@@ -269,11 +273,28 @@ class _Group:
         self._template_batch = batches[0]
         fields = {f.name: torch.stack([getattr(b, f.name) for b in batches])
                   for f in dataclasses.fields(batches[0]) if isinstance(getattr(batches[0], f.name), torch.Tensor)}
+        if self.compiled_step is not None:
+            # The graph updates the parameters in place: it is traced as an inference graph (no_grad).
+            # Every step calls it with the same objects and shapes, so once compiled, its guards are skipped.
+            with torch.no_grad(), torch.compiler.set_stance(skip_guard_eval_unsafe=self.compiled_once):
+                losses = self.compiled_step(fields)
+            self.compiled_once = True
+            return losses.cpu().numpy()
         losses = self.batched_loss(self.params, self.buffers, fields)  # (S,)
         self.optimiser.zero_grad()
         losses.sum().backward()
         self.optimiser.step()
         return losses.detach().cpu().numpy()
+
+    def _step_graph(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The compiled step: (S,) losses before an update of every member by its own gradient."""
+        def total(params):
+            losses = self.batched_loss(params, self.buffers, fields)
+            return losses.sum(), losses
+
+        gradients, losses = torch.func.grad(total, has_aux=True)(self.params)
+        self.update(gradients)
+        return losses
 
     @torch.no_grad()
     def write_back(self) -> None:
@@ -281,6 +302,36 @@ class _Group:
         for k, member in enumerate(self.members):
             for name, parameter in member.model.named_parameters():
                 parameter.copy_(self.params[name][k])
+
+
+class _FunctionalUpdate:
+    """The update of a ``torch.optim`` Adam or SGD (one parameter group, its settings) as torch's
+    functional one, on gradients given as values, so that it can join the compiled step's graph
+    (``Optimizer.step`` breaks a graph on purpose). Holds Adam's moments and step counts."""
+
+    def __init__(self, optimiser: torch.optim.Optimizer) -> None:
+        (group,) = optimiser.param_groups
+        self.group, self.params = group, list(group["params"])
+        self.adam = isinstance(optimiser, torch.optim.Adam)
+        if self.adam:
+            device = self.params[0].device
+            self.capturable = device.type != "cpu"  # steps stay on the parameters' device, as torch's capturable Adam
+            self.exp_avgs = [torch.zeros_like(p) for p in self.params]
+            self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
+            self.steps = [torch.zeros((), device=device if self.capturable else "cpu") for _ in self.params]
+
+    def __call__(self, gradients: Mapping[str, torch.Tensor]) -> None:
+        """Update the parameters in place; ``gradients`` in the parameters' order."""
+        grads, g = list(gradients.values()), self.group
+        if self.adam:
+            beta1, beta2 = g["betas"]
+            adam(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, foreach=False,
+                 capturable=self.capturable, amsgrad=g["amsgrad"], beta1=beta1, beta2=beta2, lr=g["lr"],
+                 weight_decay=g["weight_decay"], eps=g["eps"], maximize=g["maximize"])
+        else:
+            sgd(self.params, grads, [None] * len(self.params), foreach=False, weight_decay=g["weight_decay"],
+                momentum=g["momentum"], lr=g["lr"], dampening=g["dampening"], nesterov=g["nesterov"],
+                maximize=g["maximize"])
 
 
 def _stack(records: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -130,6 +130,38 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> tor
     return x * cos[:, None, :] + swapped * signed_sin[:, None, :]
 
 
+# Compiled, forward and gradient of head_products at B = 32, H = 8, e = 8 on one thread (an AMD
+# EPYC): broadcast against einsum 0.49 / 1.21 ms at T = 5, 2.8 / 3.3 ms at T = 17, but 25.8 / 23.9 ms
+# at T = 65 and 645 / 394 ms at T = 257, where the matrix products are worth their call.
+BROADCAST_MAX_POSITIONS = 32
+
+
+def head_products(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W_O: torch.Tensor, pattern_of, *, broadcast: bool | None = None
+) -> torch.Tensor:
+    """Attention's per-head matrix products: unscaled scores ``q k^T``, then each head's write.
+
+    q, k, v: (B, T, H, e); ``pattern_of`` maps the scaled scores (B, H, T, T) to the attention
+    pattern (B, H, T, T) (the hooks and the masked softmax); W_O: (H, e, d). Returns the heads'
+    writes (B, T, H, d). The products are einsums (batched matrix products), the reference
+    arithmetic; with ``broadcast`` (None: while ``torch.compile`` traces, for sequences of at most
+    :data:`BROADCAST_MAX_POSITIONS`) they are broadcast multiply-sums, the same functions rounded
+    differently, which the compiler fuses into its own kernels: as matrix products, each would be
+    a library call on matrices of T x e (5 x 8 in Singh's model), mostly call overhead.
+    """
+    if broadcast is None:
+        broadcast = torch.compiler.is_compiling() and q.shape[1] <= BROADCAST_MAX_POSITIONS
+    scale = math.sqrt(q.shape[-1])
+    if not broadcast:
+        pattern = pattern_of(torch.einsum("bqhe,bkhe->bhqk", q, k) / scale)
+        z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)  # (B, T, H, e)
+        return torch.einsum("bqhe,hed->bqhd", z, W_O)
+    q, k, v = (x.transpose(1, 2)[..., None, :] for x in (q, k, v))  # (B, H, T, 1, e)
+    pattern = pattern_of((q * k.transpose(2, 3)).sum(-1) / scale)
+    z = (pattern[..., None] * v.transpose(2, 3)).sum(-2).transpose(1, 2)  # (B, T, H, e)
+    return (z[..., None] * W_O).sum(-2)
+
+
 def _normal(generator: torch.Generator, *shape: int, fan_in: int, scale: float) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape, generator=generator) * scale / math.sqrt(fan_in))
 
@@ -167,11 +199,12 @@ class Attention(nn.Module):
             cos, sin = self.rotary_cos[:T], self.rotary_sin[:T]
             q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         mask = self.mask[:T, :T]
-        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(q.shape[-1])  # (B, H, T, T)
-        scores = self.hook_scores(scores.masked_fill(~mask, float("-inf")))
-        pattern = self.hook_pattern(masked_softmax(scores, mask, empty_rows=not self.attend_to_self))
-        z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)  # (B, T, H, e)
-        return self.hook_head_out(torch.einsum("bqhe,hed->bqhd", z, self.W_O))
+
+        def pattern_of(scores: torch.Tensor) -> torch.Tensor:
+            scores = self.hook_scores(scores.masked_fill(~mask, float("-inf")))
+            return self.hook_pattern(masked_softmax(scores, mask, empty_rows=not self.attend_to_self))
+
+        return self.hook_head_out(head_products(q, k, v, self.W_O, pattern_of))
 
 
 class AttentionOnlyTransformer(HookedModule):

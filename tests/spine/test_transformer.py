@@ -8,6 +8,7 @@ from ihcore.spine.transformer import (
     AttentionOnlyTransformer,
     TransformerConfig,
     causal_mask,
+    head_products,
     masked_softmax,
     rotary,
     rotary_angles,
@@ -64,6 +65,28 @@ def test_masked_softmax_without_empty_rows_skips_only_fills_that_change_nothing(
     weights = torch.randn(3, 2, 5, 5, generator=torch.Generator().manual_seed(5))
     (grad_full,), (grad_fast,) = (torch.autograd.grad((p * weights).sum(), raw) for p in (full, fast))
     assert torch.equal(grad_full, grad_fast)
+
+
+def test_head_products_broadcast_equal_the_einsums_to_rounding_with_their_gradients():
+    g = torch.Generator().manual_seed(6)
+    q, k, v = (torch.randn(3, 5, 2, 4, generator=g, requires_grad=True) for _ in range(3))  # (B, T, H, e)
+    W_O = torch.randn(2, 4, 7, generator=g, requires_grad=True)  # (H, e, d)
+    weights = torch.randn(3, 5, 2, 7, generator=g)
+    mask = causal_mask(5)
+    seen = []
+
+    def pattern_of(scores):
+        seen.append(scores)
+        return masked_softmax(scores, mask)
+
+    outputs = {broadcast: head_products(q, k, v, W_O, pattern_of, broadcast=broadcast) for broadcast in (False, True)}
+    torch.testing.assert_close(seen[1], seen[0])  # the hooks see the same scaled scores
+    torch.testing.assert_close(outputs[True], outputs[False])
+    grads = {b: torch.autograd.grad((out * weights).sum(), (q, k, v, W_O)) for b, out in outputs.items()}
+    for fused, reference in zip(grads[True], grads[False]):
+        torch.testing.assert_close(fused, reference)
+    # Outside torch.compile the default is the einsums: the eager reference arithmetic, bit for bit.
+    assert torch.equal(head_products(q, k, v, W_O, pattern_of), outputs[False])
 
 
 def test_masked_softmax_empty_row_is_exactly_zero_with_finite_zero_gradient():
