@@ -328,7 +328,7 @@ class _FunctionalUpdate:
             adam(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, foreach=False,
                  capturable=self.capturable, amsgrad=g["amsgrad"], beta1=beta1, beta2=beta2, lr=g["lr"],
                  weight_decay=g["weight_decay"], eps=g["eps"], maximize=g["maximize"])
-        else:
+        else:  # plain SGD, as train_members builds it: momentum 0, so no momentum buffers
             sgd(self.params, grads, [None] * len(self.params), foreach=False, weight_decay=g["weight_decay"],
                 momentum=g["momentum"], lr=g["lr"], dampening=g["dampening"], nesterov=g["nesterov"],
                 maximize=g["maximize"])

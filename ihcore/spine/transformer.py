@@ -139,7 +139,7 @@ BROADCAST_MAX_POSITIONS = 32
 def head_products(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W_O: torch.Tensor, pattern_of, *, broadcast: bool | None = None
 ) -> torch.Tensor:
-    """Attention's per-head matrix products: unscaled scores ``q k^T``, then each head's write.
+    """Attention's per-head matrix products: the scaled scores ``q k^T / sqrt(e)``, then each head's write.
 
     q, k, v: (B, T, H, e); ``pattern_of`` maps the scaled scores (B, H, T, T) to the attention
     pattern (B, H, T, T) (the hooks and the masked softmax); W_O: (H, e, d). Returns the heads'
