@@ -130,8 +130,8 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> tor
     return x * cos[:, None, :] + swapped * signed_sin[:, None, :]
 
 
-# Compiled, forward and gradient of head_products at B = 32, H = 8, e = 8 on one thread (an AMD
-# EPYC): broadcast against einsum 0.49 / 1.21 ms at T = 5, 2.8 / 3.3 ms at T = 17, but 25.8 / 23.9 ms
+# Compiled, forward and gradient of head_products at B = 32, H = 8, e = 8 on one thread (AMD EPYC,
+# family 25): broadcast against einsum 0.49 / 1.21 ms at T = 5, 2.8 / 3.3 ms at T = 17, but 25.8 / 23.9 ms
 # at T = 65 and 645 / 394 ms at T = 257, where the matrix products are worth their call.
 BROADCAST_MAX_POSITIONS = 32
 
