@@ -14,6 +14,10 @@ digit on. The chapters' verdicts, judged over seeds, are what stay the same ther
 it must run before any torch computation, best before ``import torch``. The test suite,
 ``python -m ihcore run/build`` (notebook kernels inherit the environment) and ``make
 bench`` call it. A variable already set in the environment is left alone.
+
+The pin also sets the vector instruction set of ``torch.compile``'s CPU kernels, which its
+on-disk caches do not tell apart: :func:`key_compiled_kernels_by_isa` (called by every
+compiled training loop) makes them.
 """
 
 from __future__ import annotations
@@ -33,6 +37,25 @@ def pin_cpu_numerics() -> None:
     """Set :data:`PINNED_CPU_ENVIRONMENT` in this process's environment (children inherit it)."""
     for name, value in PINNED_CPU_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+
+
+def key_compiled_kernels_by_isa() -> None:
+    """Make ``torch.compile``'s caches keep kernels of different vector instruction sets apart.
+
+    Inductor writes its CPU kernels for the vector width that ``ATEN_CPU_CAPABILITY`` selects
+    (256 bits under the pin, 512 on an AVX-512 CPU without it), but in torch 2.13 its on-disk
+    caches, shared by every process of a user, do not key on that variable: a graph cached by
+    one setting is loaded by the other and its kernels rebuilt for the other width. Measured on an
+    AMD EPYC (family 26): a compiled softmax cached by an unpinned process came out wrong by 3e35
+    in a pinned one; the other order corrupted the heap. Fixing the compiler's vector width
+    (``cpp.simdlen``, which its cache keys do hold) to the one the environment selects keeps them
+    apart and changes no kernel. A width the user set is left alone.
+    """
+    import torch._inductor.config as inductor_config
+    from torch._inductor import cpu_vec_isa
+
+    if inductor_config.cpp.simdlen is None:
+        inductor_config.cpp.simdlen = cpu_vec_isa.pick_vec_isa().bit_width()
 
 
 def cpu_model() -> str:

@@ -27,7 +27,9 @@ functional Adam or SGD, with the optimiser's settings), is one ``torch.compile``
 into a few C++ kernels with no Python, autograd engine or graph boundary between them; the
 attention's small per-head products are written so that they fuse too
 (:func:`ihcore.spine.transformer.head_products`). Every step calls the graph with the same
-objects and shapes, so after the first its guards are not evaluated. It needs a C compiler at
+objects and shapes, so after the first its guards are not evaluated. Its kernels are cached
+apart by the vector width the CPU pin selects
+(:func:`ihcore.spine.reproducibility.key_compiled_kernels_by_isa`). It needs a C compiler at
 run time; the paper-scale Singh step takes about 50 s to compile the first time, a few seconds
 from the compiler's cache. It computes the same functions, rounded differently: a compiled run
 differs from the eager one in the last digits, as a run on another CPU does, so it is not
@@ -57,6 +59,7 @@ from tqdm import tqdm
 
 from ihcore.spine import devices
 from ihcore.spine.measures import Measure
+from ihcore.spine.reproducibility import key_compiled_kernels_by_isa
 
 HookFactory = Callable[[object], Mapping]
 COMPILE_ENV = "IHCORE_COMPILE"  # "1": every training loop compiles its step (see compiled_enabled)
@@ -199,6 +202,7 @@ def train_members(
     compiled = compiled_enabled(compiled)
     if compiled:
         torch._dynamo.reset()  # earlier runs' compiled steps guard on their own (now unused) modules
+        key_compiled_kernels_by_isa()
     groups = [_Group(group, lr, optimizer, compiled) for group in _groups(members)]
     data = [torch.Generator().manual_seed(m.seeds.data) for m in members]
     evaluation = [torch.Generator().manual_seed(m.seeds.eval) for m in members]
