@@ -15,9 +15,9 @@ it must run before any torch computation, best before ``import torch``. The test
 ``python -m ihcore run/build`` (notebook kernels inherit the environment) and ``make
 bench`` call it. A variable already set in the environment is left alone.
 
-The pin also sets the vector instruction set of ``torch.compile``'s CPU kernels, which its
-on-disk caches do not tell apart: :func:`key_compiled_kernels_by_isa` (called by every
-compiled training loop) makes them.
+The pin also sets the vector instruction set of ``torch.compile``'s CPU kernels, and the
+compiler's on-disk caches do not tell one set from the other:
+:func:`key_compiled_kernels_by_isa` (called by every compiled training loop) keeps them apart.
 """
 
 from __future__ import annotations

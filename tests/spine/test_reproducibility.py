@@ -26,7 +26,6 @@ def test_torch_uses_the_avx2_kernels_after_the_pin():
     assert capability.stdout.strip() in ("AVX2", "DEFAULT")  # DEFAULT: a CPU without AVX2
 
 
-
 # What a compiled training loop does first, then a compiled softmax against the eager one: their largest difference.
 COMPILED_AGAINST_EAGER = """
 import torch
