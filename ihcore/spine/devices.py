@@ -11,6 +11,7 @@ digits.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import torch
 
@@ -97,3 +98,11 @@ def move(batch, device: str | torch.device):
     if isinstance(batch, dict):
         return {key: move(value, device) for key, value in batch.items()}
     return batch
+
+
+def stack(batches: Sequence):
+    """Batches (dataclasses of one type) as one, every tensor field stacked along a new leading axis
+    (S, ...), the other fields the first batch's: an ensemble's batches, member s's at index s."""
+    first = batches[0]
+    return dataclasses.replace(first, **{f.name: torch.stack([getattr(b, f.name) for b in batches])
+                                         for f in dataclasses.fields(first) if isinstance(getattr(first, f.name), torch.Tensor)})

@@ -31,8 +31,9 @@ are shared by several classes, which would let two context classes share a label
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -167,108 +168,169 @@ class ItemLabelTask:
 
     def sample(self, batch_size: int, split: str, generator: torch.Generator) -> Batch:
         """Draw ``batch_size`` sequences of ``split`` using ``generator`` for all randomness."""
+        return Batch(*(tensor[0] for tensor in self._sample((self,), batch_size, split, [generator])))
+
+    @staticmethod
+    def sample_members(
+        tasks: Sequence[ItemLabelTask], batch_size: int, split: str, generators: Sequence[torch.Generator]
+    ) -> Batch:
+        """Every member's batch at once: ``tasks[s].sample(batch_size, split, generators[s])`` for each s,
+        stacked along a leading member axis (every tensor (S, ...)), equal to them exactly.
+
+        Each generator makes the draws it makes in :meth:`sample`, in the same order; what is computed
+        from the draws (sorting, gathering, assembling tokens) runs once for all members instead of
+        once each: an ensemble's training loop draws its batches in a few operations rather than a few
+        per member. Tasks that differ in more than their ``seed`` are sampled one by one and stacked.
+        """
+        if len(tasks) != len(generators):
+            raise ValueError(f"sample_members needs one generator per task, got {len(generators)} for {len(tasks)}")
+        tasks = tuple(tasks)
+        if not _differ_only_in_seed(tasks):
+            return devices.stack([task.sample(batch_size, split, g) for task, g in zip(tasks, generators)])
+        return Batch(*tasks[0]._sample(tasks, batch_size, split, generators))
+
+    def _sample(self, tasks: tuple[ItemLabelTask, ...], batch_size: int, split: str,
+                generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, ...]:
+        """The Batch fields of every member, stacked (S, ...); ``tasks`` differ from ``self`` at most in seed."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if split == "relabel" and not self.heldout_label_pairs:
             raise ValueError("the relabel split needs heldout_label_pairs > 0")
+        B = batch_size
         if self.items == "fresh":
             if split == "in_weights":
                 raise ValueError("the in_weights split needs items='prototypes' (fresh items have no classes)")
-            return self._sample_fresh(batch_size, generator)
-        world = self._world
+            return self._sample_fresh(B, generators)
+        world = _stacked_worlds(tasks)
         heldout = split == "in_context"
-        prototypes = world["heldout_prototypes" if heldout else "train_prototypes"]
-        class_labels = world["heldout_labels" if heldout else "train_labels"]
+        prototypes = world["heldout_prototypes" if heldout else "train_prototypes"]  # (S, K, D)
+        class_labels = world["heldout_labels" if heldout else "train_labels"]  # (S, K)
+        K = prototypes.shape[1]
         relabel = heldout or (split in ("train", "relabel") and self.labels == "per_sequence")
         if split == "in_weights":
-            context, query = self._absent_query_classes(batch_size, len(prototypes), generator)
-            label_ids, query_label_id = class_labels[context], class_labels[query]
+            context, query = self._absent_query_classes(B, K, generators)
+            label_ids, query_label_id = _per_member(class_labels, context), _per_member(class_labels, query)
         else:
-            context, query, rank = self._bursty_classes(batch_size, len(prototypes), generator)
+            context, query, rank = self._bursty_classes(B, K, generators)
             if relabel:
                 # A relabelled bursty context gives its classes distinct labels: the j-th class
                 # drawn takes id j (the query's class is drawn first), then ids are permuted.
                 label_ids, query_label_id = rank, torch.zeros_like(query)
             else:
-                label_ids, query_label_id = class_labels[context], class_labels[query]
+                label_ids, query_label_id = _per_member(class_labels, context), _per_member(class_labels, query)
             if split == "train" and self.bursty < 1.0:
-                iid_context, iid_query = self._iid_classes(batch_size, len(prototypes), generator)
-                is_bursty = torch.rand(batch_size, generator=generator) < self.bursty
-                context = torch.where(is_bursty[:, None], context, iid_context)
+                iid_context, iid_query = self._iid_classes(B, K, generators)
+                is_bursty = _draws(generators, lambda g: torch.rand(B, generator=g)) < self.bursty  # (S, B)
+                context = torch.where(is_bursty[..., None], context, iid_context)
                 query = torch.where(is_bursty, query, iid_query)
-                label_ids = torch.where(is_bursty[:, None], label_ids, class_labels[iid_context])
-                query_label_id = torch.where(is_bursty, query_label_id, class_labels[iid_query])
-        permutation = self._label_permutation(batch_size, relabel, generator)  # (B, n_labels)
+                label_ids = torch.where(is_bursty[..., None], label_ids, _per_member(class_labels, iid_context))
+                query_label_id = torch.where(is_bursty, query_label_id, _per_member(class_labels, iid_query))
+        permutation = self._label_permutation(len(tasks), B, relabel, generators)  # (S, B, n_labels)
         if self.heldout_label_pairs and split in ("train", "relabel"):
-            permutation = self._first_two_from(world[f"{'heldout' if split == 'relabel' else 'train'}_label_pairs"], permutation, generator)
-        context_labels = permutation.gather(1, label_ids)
-        target = permutation.gather(1, query_label_id[:, None])[:, 0]
-        items = self._exemplars(prototypes[torch.cat([context, query[:, None]], dim=1)], generator)
-        return self._assemble(items, context_labels, target, context == query[:, None])
+            pairs = world[f"{'heldout' if split == 'relabel' else 'train'}_label_pairs"]
+            permutation = self._first_two_from(pairs, permutation, generators)
+        context_labels = permutation.gather(-1, label_ids)
+        target = permutation.gather(-1, query_label_id[..., None])[..., 0]
+        items = self._exemplars(_per_member(prototypes, torch.cat([context, query[..., None]], dim=-1)), generators)
+        return self._assemble(items, context_labels, target, context == query[..., None])
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Cross-entropy of the readout at the query position; logits (B, T, n_labels)."""
         return query_cross_entropy(logits, batch)
 
-    def _bursty_classes(self, B: int, K: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    def _bursty_classes(self, B: int, K: int, generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, ...]:
         """Contexts cycling through n_context_classes distinct classes, the query's among them.
 
-        Returns context classes (B, N), query classes (B,) and each context slot's rank
-        (B, N): the index of its class in the order the classes were drawn (query's: 0).
+        Returns context classes (S, B, N), query classes (S, B) and each context slot's rank
+        (S, B, N): the index of its class in the order the classes were drawn (query's: 0).
         """
-        chosen = torch.rand(B, K, generator=generator).argsort(dim=1)[:, : self.n_context_classes]
-        rank = (torch.arange(self.n_pairs) % self.n_context_classes).expand(B, -1)
-        order = torch.rand(B, self.n_pairs, generator=generator).argsort(dim=1)
-        rank = rank.gather(1, order)
-        return chosen.gather(1, rank), chosen[:, 0], rank
+        # Sorted member by member: one sort of S B rows takes longer than S sorts of B rows (torch 2.13, CPU).
+        chosen = _draws(generators, lambda g: torch.rand(B, K, generator=g).argsort(dim=1))[..., : self.n_context_classes]
+        rank = (torch.arange(self.n_pairs) % self.n_context_classes).expand(len(generators), B, -1)
+        order = _draws(generators, lambda g: torch.rand(B, self.n_pairs, generator=g)).argsort(dim=-1)
+        rank = rank.gather(-1, order)
+        return chosen.gather(-1, rank), chosen[..., 0], rank
 
-    def _iid_classes(self, B: int, K: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        context = torch.randint(K, (B, self.n_pairs), generator=generator)
-        return context, torch.randint(K, (B,), generator=generator)
+    def _iid_classes(self, B: int, K: int, generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context classes (S, B, N) and query classes (S, B), all i.i.d."""
+        context = _draws(generators, lambda g: torch.randint(K, (B, self.n_pairs), generator=g))
+        return context, _draws(generators, lambda g: torch.randint(K, (B,), generator=g))
 
-    def _absent_query_classes(self, B: int, K: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """i.i.d. context classes drawn from all classes except the query's."""
-        query = torch.randint(K, (B,), generator=generator)
-        others = torch.randint(K - 1, (B, self.n_pairs), generator=generator)
-        return others + (others >= query[:, None]).long(), query
+    def _absent_query_classes(self, B: int, K: int, generators: Sequence[torch.Generator]
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """i.i.d. context classes (S, B, N) drawn from all classes except the query's (S, B)."""
+        query = _draws(generators, lambda g: torch.randint(K, (B,), generator=g))
+        others = _draws(generators, lambda g: torch.randint(K - 1, (B, self.n_pairs), generator=g))
+        return others + (others >= query[..., None]).long(), query
 
-    def _label_permutation(self, B: int, relabel: bool, generator: torch.Generator) -> torch.Tensor:
+    def _label_permutation(self, S: int, B: int, relabel: bool, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """(S, B, n_labels) each sequence's permutation of the label ids (the identity without relabelling)."""
         if relabel:
-            return torch.rand(B, self.n_labels, generator=generator).argsort(dim=1)
-        return torch.arange(self.n_labels).expand(B, -1)
+            return _draws(generators, lambda g: torch.rand(B, self.n_labels, generator=g)).argsort(dim=-1)
+        return torch.arange(self.n_labels).expand(S, B, -1)
 
-    def _first_two_from(self, pairs: torch.Tensor, permutation: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Permutations (B, n_labels) whose first two ids (the two context classes' labels) are
-        one of ``pairs`` (P, 2), drawn uniformly, in random order; the other ids keep their order."""
-        B = len(permutation)
-        pair = pairs[torch.randint(len(pairs), (B,), generator=generator)]  # (B, 2)
-        pair = torch.where(torch.rand(B, 1, generator=generator) < 0.5, pair, pair.flip(1))
-        rest = (permutation[:, :, None] != pair[:, None, :]).all(-1)  # (B, n_labels), True for ids not in the pair
-        return torch.cat([pair, permutation[rest].view(B, -1)], dim=1)
+    def _first_two_from(self, pairs: torch.Tensor, permutation: torch.Tensor, generators: Sequence[torch.Generator]
+                        ) -> torch.Tensor:
+        """Permutations (S, B, n_labels) whose first two ids (the two context classes' labels) are
+        one of member s's ``pairs[s]`` (S, P, 2), drawn uniformly, in random order; the other ids
+        keep their order."""
+        S, B, _ = permutation.shape
+        pair = _per_member(pairs, _draws(generators, lambda g: torch.randint(pairs.shape[1], (B,), generator=g)))
+        flip = _draws(generators, lambda g: torch.rand(B, 1, generator=g)) < 0.5  # (S, B, 1)
+        pair = torch.where(flip, pair, pair.flip(-1))  # (S, B, 2)
+        rest = (permutation[..., None] != pair[..., None, :]).all(-1)  # (S, B, n_labels), True for ids not in the pair
+        return torch.cat([pair, permutation[rest].view(S, B, -1)], dim=-1)
 
-    def _exemplars(self, prototypes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _exemplars(self, prototypes: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """(S, B, N+1, D) the items of the prototypes (S, B, N+1, D): with within-class noise when ``noise``."""
         if self.noise == 0:
             return prototypes
-        noise = torch.randn(prototypes.shape, generator=generator) / math.sqrt(self.item_dim)
+        noise = _draws(generators, lambda g: torch.randn(prototypes.shape[1:], generator=g)) / math.sqrt(self.item_dim)
         return prototypes + self.noise * noise
 
-    def _sample_fresh(self, B: int, generator: torch.Generator) -> Batch:
+    def _sample_fresh(self, B: int, generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, ...]:
         """Every context item a new isotropic vector; the query repeats one of them."""
         D, N = self.item_dim, self.n_pairs
-        context_items = torch.randn(B, N, D, generator=generator) / math.sqrt(D)
-        context_labels = torch.randint(self.n_labels, (B, N), generator=generator)
-        pick = torch.randint(N, (B,), generator=generator)
-        query_item = context_items[torch.arange(B), pick]
-        items = self._exemplars(torch.cat([context_items, query_item[:, None]], dim=1), generator)
-        matches = torch.arange(N)[None, :] == pick[:, None]
-        return self._assemble(items, context_labels, context_labels[torch.arange(B), pick], matches)
+        context_items = _draws(generators, lambda g: torch.randn(B, N, D, generator=g)) / math.sqrt(D)  # (S, B, N, D)
+        context_labels = _draws(generators, lambda g: torch.randint(self.n_labels, (B, N), generator=g))
+        pick = _draws(generators, lambda g: torch.randint(N, (B,), generator=g))  # (S, B)
+        query_item = context_items.gather(2, pick[..., None, None].expand(-1, -1, 1, D))  # (S, B, 1, D)
+        items = self._exemplars(torch.cat([context_items, query_item], dim=2), generators)
+        matches = torch.arange(N) == pick[..., None]
+        return self._assemble(items, context_labels, context_labels.gather(-1, pick[..., None])[..., 0], matches)
 
     def _assemble(
         self, items: torch.Tensor, context_labels: torch.Tensor, target: torch.Tensor, matches: torch.Tensor
-    ) -> Batch:
-        """items (B, N+1, D) and labels (B, N) -> interleaved tokens (B, 2N+1, D + n_labels)."""
-        B, N = context_labels.shape
-        tokens = torch.zeros(B, 2 * N + 1, self.d_input)
-        tokens[:, 0::2, : self.item_dim] = items
-        tokens[:, 1::2, self.item_dim :] = F.one_hot(context_labels, self.n_labels).float()
-        return Batch(tokens=tokens, target=target, context_labels=context_labels, context_matches=matches)
+    ) -> tuple[torch.Tensor, ...]:
+        """items (S, B, N+1, D) and labels (S, B, N) -> the Batch fields, tokens interleaved (S, B, 2N+1, D + n_labels)."""
+        S, B, N = context_labels.shape
+        D = self.item_dim
+        tokens = torch.empty(S, B, 2 * N + 1, self.d_input)  # every entry written once below
+        tokens[..., 0::2, :D] = items
+        tokens[..., 0::2, D:] = 0.0
+        tokens[..., 1::2, :D] = 0.0
+        tokens[..., 1::2, D:] = F.one_hot(context_labels, self.n_labels).float()
+        return tokens, target, context_labels, matches
+
+
+def _draws(generators: Sequence[torch.Generator], draw: Callable[[torch.Generator], torch.Tensor]) -> torch.Tensor:
+    """(S, ...) ``draw(generator)`` for each of the S generators, stacked: each generator draws as it would alone."""
+    return torch.stack([draw(generator) for generator in generators])
+
+
+def _per_member(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Member s's rows of its own table: ``table`` (S, K, ...) at ``index`` (S, ...) -> (S, ..., *table.shape[2:])."""
+    S, K = table.shape[:2]
+    offsets = (torch.arange(S) * K).view(-1, *[1] * (index.dim() - 1))  # member s's rows start at s K
+    return table.flatten(0, 1).index_select(0, (index + offsets).flatten()).view(*index.shape, *table.shape[2:])
+
+
+@lru_cache(maxsize=32)
+def _differ_only_in_seed(tasks: tuple[ItemLabelTask, ...]) -> bool:
+    return len({replace(task, seed=0) for task in tasks}) == 1
+
+
+@lru_cache(maxsize=32)
+def _stacked_worlds(tasks: tuple[ItemLabelTask, ...]) -> dict[str, torch.Tensor]:
+    """The tasks' worlds (prototypes, class labels, label pairs), each stacked along a leading member axis."""
+    return {name: torch.stack([task._world[name] for task in tasks]) for name in tasks[0]._world}

@@ -19,6 +19,8 @@ whose hooks differ (a clamp built for one member's model or choices) cannot shar
 vmapped call: members are grouped by their hooks object (members with none form one group)
 and each group is one batched computation. Measures run on each member's own module, with
 that member's weights copied in, so a member's measurements never see another member.
+Each step draws the members' batches together (:func:`sample_stacked`), each from the
+member's own generator and equal to the batch it would draw alone.
 :func:`train` is the one-member case.
 
 **Compiled steps** (``compiled=True``, or ``IHCORE_COMPILE=1``): a whole step, the batched
@@ -230,12 +232,24 @@ def train_members(
         if step == steps:
             break
         for group in groups:
-            batches = [devices.move(members[i].task.sample(batch_size, "train", data[i]), device) for i in group.indices]
-            train_loss[group.indices, step] = group.step(batches)
+            tasks, generators = [members[i].task for i in group.indices], [data[i] for i in group.indices]
+            batch = devices.move(sample_stacked(tasks, batch_size, "train", generators), device)
+            train_loss[group.indices, step] = group.step(batch)
 
     return [
         History(np.array(eval_steps), _stack(records[i]), train_loss[i], checkpoints[i]) for i in range(len(members))
     ]
+
+
+def sample_stacked(tasks: Sequence, batch_size: int, split: str, generators: Sequence[torch.Generator]):
+    """Member s's batch ``tasks[s].sample(batch_size, split, generators[s])`` for every s, stacked along a
+    leading member axis (:func:`ihcore.spine.devices.stack`: tensors (S, ...)): one call of the tasks'
+    ``sample_members`` when their class has one (the same batches, drawn in fewer operations:
+    :meth:`ihcore.spine.item_label_task.ItemLabelTask.sample_members`), else one ``sample`` each."""
+    sample_members = getattr(type(tasks[0]), "sample_members", None)
+    if sample_members is not None and all(type(task) is type(tasks[0]) for task in tasks):
+        return sample_members(tasks, batch_size, split, generators)
+    return devices.stack([task.sample(batch_size, split, g) for task, g in zip(tasks, generators, strict=True)])
 
 
 def _groups(members: Sequence[Member]) -> list[list[tuple[int, Member]]]:
@@ -257,7 +271,7 @@ class _Group:
         self.hooks = self.members[0].hooks
         self.loss = self.members[0].task.loss
         self.params, self.buffers = stack_module_state([m.model for m in self.members])
-        self._template_batch = None  # the current step's first batch: its non-tensor fields
+        self._template_batch = None  # the current step's stacked batch: its type and non-tensor fields
         optimiser_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
         self.optimiser = optimiser_class(list(self.params.values()), lr=lr)
         self.batched_loss = vmap(self.member_loss)
@@ -272,11 +286,12 @@ class _Group:
             output = functional_call(self.template, (params, buffers), (batch.tokens,))
         return self.loss(output, batch)
 
-    def step(self, batches: list) -> np.ndarray:
-        """One optimiser step on every member, member k on ``batches[k]``; returns (S,) losses before it."""
-        self._template_batch = batches[0]
-        fields = {f.name: torch.stack([getattr(b, f.name) for b in batches])
-                  for f in dataclasses.fields(batches[0]) if isinstance(getattr(batches[0], f.name), torch.Tensor)}
+    def step(self, batch) -> np.ndarray:
+        """One optimiser step on every member, member k on its own batch, index k of the stacked
+        ``batch`` (:func:`sample_stacked`: tensors (S, ...)); returns (S,) losses before it."""
+        self._template_batch = batch
+        fields = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)
+                  if isinstance(getattr(batch, f.name), torch.Tensor)}
         if self.compiled_step is not None:
             # The graph updates the parameters in place: it is traced as an inference graph (no_grad).
             # Every step calls it with the same objects and shapes, so once compiled, its guards are skipped.

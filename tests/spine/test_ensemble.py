@@ -16,6 +16,7 @@ from ihcore.spine.train import (
     compiled_enabled,
     ensemble_seeds,
     run_in_groups,
+    sample_stacked,
     seed_groups,
     train,
     train_members,
@@ -101,6 +102,27 @@ def test_compiled_steps_train_the_same_runs_as_eager_ones_to_rounding(optimizer,
     assert compiled_enabled(None) and not compiled_enabled(False)
     monkeypatch.delenv(COMPILE_ENV)
     assert not compiled_enabled(None)  # eager unless asked: the reference arithmetic
+
+
+class OneByOne:
+    """A task without a batched sampler (no ``sample_members``): its members are sampled one by one."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def sample(self, batch_size, split, generator):
+        return self.task.sample(batch_size, split, generator)
+
+
+def test_stacked_batches_are_each_members_own_with_or_without_the_tasks_batched_sampler():
+    tasks = [member(seed).task for seed in range(3)]
+    generators = lambda: [torch.Generator().manual_seed(s) for s in range(3)]
+    batched = sample_stacked(tasks, 8, "train", generators())
+    one_by_one = sample_stacked([OneByOne(task) for task in tasks], 8, "train", generators())
+    assert batched.tokens.shape == (3, 8, tasks[0].n_positions, tasks[0].d_input)
+    for field in ("tokens", "target", "context_labels", "context_matches"):
+        assert torch.equal(getattr(batched, field), getattr(one_by_one, field)), field
+    assert torch.equal(one_by_one.tokens[1], tasks[1].sample(8, "train", torch.Generator().manual_seed(1)).tokens)
 
 
 def test_a_members_result_does_not_depend_on_the_other_members():

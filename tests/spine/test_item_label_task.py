@@ -211,3 +211,33 @@ def test_relabel_split_needs_heldout_pairs_and_pairs_need_two_context_classes():
         ItemLabelTask(n_pairs=4, n_context_classes=3, heldout_label_pairs=1)
     with pytest.raises(ValueError, match="heldout_label_pairs"):
         ItemLabelTask(n_pairs=2, n_labels=3, heldout_label_pairs=3)  # 3 labels have only 3 pairs
+
+
+@pytest.mark.parametrize("split, overrides", [
+    ("train", dict(bursty=0.5, noise=0.3)),  # bursty and i.i.d. contexts mixed, within-class noise
+    ("train", dict(labels="fixed", prototypes="lowrank")),
+    ("in_context", dict(noise=0.1)),
+    ("in_weights", {}),
+    ("train", dict(n_pairs=2, n_context_classes=2, heldout_label_pairs=3)),
+    ("relabel", dict(n_pairs=2, n_context_classes=2, heldout_label_pairs=3)),
+    ("train", dict(items="fresh", noise=0.2)),
+])
+def test_members_sampled_together_equal_each_members_own_batch(split, overrides):
+    config = dict(n_pairs=N, item_dim=D, n_labels=L, n_classes=16, n_heldout_classes=8) | overrides
+    tasks = [ItemLabelTask(**config, seed=seed) for seed in (0, 7, 3)]  # three worlds
+    together = ItemLabelTask.sample_members(tasks, 64, split, [torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+    assert together.tokens.shape == (3, 64, tasks[0].n_positions, tasks[0].d_input)
+    for s, task in enumerate(tasks):
+        alone = task.sample(64, split, torch.Generator().manual_seed(s + 1))
+        for field in ("tokens", "target", "context_labels", "context_matches"):
+            assert torch.equal(getattr(together, field)[s], getattr(alone, field)), (s, field)
+    assert not torch.equal(together.tokens[0], together.tokens[1])
+
+
+def test_members_that_differ_in_more_than_seed_are_sampled_one_by_one_and_stacked():
+    tasks = [ItemLabelTask(n_classes=16), ItemLabelTask(n_classes=32, seed=1)]
+    together = ItemLabelTask.sample_members(tasks, 8, "train", [torch.Generator().manual_seed(s) for s in (1, 2)])
+    for s, task in enumerate(tasks):
+        assert torch.equal(together.tokens[s], task.sample(8, "train", torch.Generator().manual_seed(s + 1)).tokens)
+    with pytest.raises(ValueError, match="one generator per task"):
+        ItemLabelTask.sample_members(tasks, 8, "train", [torch.Generator()])
