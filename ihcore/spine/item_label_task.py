@@ -178,9 +178,10 @@ class ItemLabelTask:
         stacked along a leading member axis (every tensor (S, ...)), equal to them exactly.
 
         Each generator makes the draws it makes in :meth:`sample`, in the same order; what is computed
-        from the draws (sorting, gathering, assembling tokens) runs once for all members instead of
-        once each: an ensemble's training loop draws its batches in a few operations rather than a few
-        per member. Tasks that differ in more than their ``seed`` are sampled one by one and stacked.
+        from the draws (gathering, permuting labels, assembling tokens) runs once for all members
+        instead of once each (only the sort that picks each sequence's classes stays per member: it is
+        faster so), so an ensemble's training loop draws its batches in a few operations rather than a
+        few per member. Tasks that differ in more than their ``seed`` are sampled one by one and stacked.
         """
         if len(tasks) != len(generators):
             raise ValueError(f"sample_members needs one generator per task, got {len(generators)} for {len(tasks)}")
@@ -327,6 +328,7 @@ def _per_member(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=32)
 def _differ_only_in_seed(tasks: tuple[ItemLabelTask, ...]) -> bool:
+    """Whether the tasks share every field but ``seed`` (so one ``_sample`` call serves them all)."""
     return len({replace(task, seed=0) for task in tasks}) == 1
 
 
